@@ -1,0 +1,40 @@
+"""The benchmark harness: it measures, fills every column, and writes JSON. No timing is asserted."""
+
+import json
+
+import pytest
+
+from tnn_ref.bench import Timing, bench_toeplitz, format_toeplitz, main, time_call
+
+
+def test_time_call_counts_and_orders():
+    calls = []
+    timing = time_call(lambda: calls.append(1), warmup=2, repeats=5)
+    assert isinstance(timing, Timing)
+    assert len(calls) == 2 + timing.repeats and timing.repeats == 5
+    assert 0 <= timing.low <= timing.median <= timing.high
+
+
+def test_bench_toeplitz_rows_and_skip_reason():
+    rows = bench_toeplitz([16, 64], d=4, dense_limit_bytes=16 * 16 * 4 * 4)
+    assert [row["n"] for row in rows] == [16, 64]
+    assert rows[0]["dense"] is not None and rows[0]["dense_over_fft"] > 0
+    assert rows[1]["dense"] is None and "GiB" in rows[1]["dense_skipped"]
+    for row in rows:
+        assert row["scipy_loop_over_fft"] == pytest.approx(row["scipy_loop"]["median"] / row["fft"]["median"])
+    table = format_toeplitz(rows)
+    assert "skipped" in table and table.count("\n") == 2
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    out = tmp_path / "toeplitz.json"
+    assert main(["toeplitz", "--sizes", "8", "32", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert {"torch", "threads", "date", "device"} <= set(results["environment"])
+    assert [row["n"] for row in results["toeplitz"]] == [8, 32]
+    assert "scipy/fft" in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_sizes():
+    with pytest.raises(SystemExit):
+        main(["toeplitz", "--sizes", "0"])

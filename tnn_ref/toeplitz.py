@@ -1,0 +1,212 @@
+"""Toeplitz matrix-vector products: the naive O(n^2) reference, the numpy circulant FFT, and the
+batched torch FFT that TNN runs on.
+
+Convention (scipy's): a Toeplitz matrix is T[i, j] = t[i - j].
+  * ``c`` is the first column, offsets 0, 1, ..., n-1 (the lower, "past" part);
+  * ``r`` is the first row, offsets 0, -1, ..., -(n-1) (the upper, "future" part); ``r[0]`` is ignored,
+    ``c[0]`` is the diagonal;
+  * ``r=None`` means **causal**: zero above the diagonal. This differs from
+    ``scipy.linalg.toeplitz(c)``, where a missing ``r`` means a symmetric matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+import torch
+
+from tnn_ref.checks import (
+    require_finite,
+    require_float_array,
+    require_float_tensor,
+    require_ndim,
+    require_positive_length,
+    require_same_device,
+)
+
+__all__ = [
+    "toeplitz_matrix",
+    "matvec_naive",
+    "matvec_circulant",
+    "circulant_column",
+    "fft_length",
+    "toeplitz_fft",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# The explicit matrix
+# ----------------------------------------------------------------------------------------------
+
+def toeplitz_matrix(c, r=None):
+    """The explicit Toeplitz matrix T[i, j] = t[i - j].
+
+    c: (n,) or (n, d) first column(s); r: same shape as c, first row(s), r[0] ignored; None = causal
+    (zero above the diagonal; unlike scipy.linalg.toeplitz, where None means symmetric).
+    numpy in -> numpy out, torch in -> torch out. Returns (n, n) for c of shape (n,), or one matrix
+    per channel, (d, n, n), for c of shape (n, d).
+    """
+    is_torch = isinstance(c, torch.Tensor)
+    if is_torch:
+        require_float_tensor("c", c)
+    else:
+        c = require_float_array("c", c)
+    require_ndim("c", c, (1, 2), "(n,) or (n, d)")
+    n = c.shape[0]
+    require_positive_length("c", n)
+    if r is not None:
+        if is_torch:
+            require_float_tensor("r", r)
+            require_same_device("r", r, "c", c)
+        else:
+            r = require_float_array("r", r)
+        if tuple(r.shape) != tuple(c.shape):
+            raise ValueError(f"r must have the same shape as c {tuple(c.shape)}, got {tuple(r.shape)}")
+
+    lib = torch if is_torch else np
+    kwargs = {"device": c.device} if is_torch else {}
+    offset = lib.arange(n, **kwargs)[:, None] - lib.arange(n, **kwargs)[None, :]  # (n, n): i - j
+    lower = c[offset.clip(min=0)] if is_torch else c[np.clip(offset, 0, None)]  # (n, n[, d]): t[i-j] for i >= j
+    if r is None:
+        upper = lib.zeros_like(lower)
+    else:
+        upper = r[(-offset).clip(min=0)] if is_torch else r[np.clip(-offset, 0, None)]  # (n, n[, d]): t[i-j], i < j
+    mask = offset >= 0
+    if c.ndim == 2:
+        mask = mask[:, :, None]  # (n, n, 1): broadcast over channels
+    matrix = lib.where(mask, lower, upper)  # (n, n[, d])
+    if c.ndim == 2:
+        matrix = matrix.permute(2, 0, 1) if is_torch else matrix.transpose(2, 0, 1)  # (d, n, n)
+    return matrix
+
+
+# ----------------------------------------------------------------------------------------------
+# numpy / scipy: the naive product and the circulant FFT
+# ----------------------------------------------------------------------------------------------
+
+def _check_numpy_operands(c, r, x):
+    """Shared checks of the numpy paths: c (n,), r (n,) or None, x (n,) or (n, k)."""
+    c = require_float_array("c", c)
+    require_ndim("c", c, (1,), "(n,)")
+    n = c.shape[0]
+    require_positive_length("c", n)
+    require_finite("c", c)
+    if r is not None:
+        r = require_float_array("r", r)
+        if r.shape != c.shape:
+            raise ValueError(f"r must have the same shape as c {c.shape}, got {r.shape}")
+        require_finite("r", r)
+    x = require_float_array("x", x)
+    require_ndim("x", x, (1, 2), "(n,) or (n, k)")
+    if x.shape[0] != n:
+        raise ValueError(f"x must have length n = {n} along its first axis (len(c)), got shape {x.shape}")
+    require_finite("x", x)
+    return c, r, x
+
+
+def matvec_naive(c, r, x):
+    """T @ x by the definition y[i] = sum_j t[i - j] x[j]: O(n^2), written to be read, not to be fast.
+
+    c: (n,), r: (n,) or None (causal), x: (n,) or (n, k) -> (n,) or (n, k), float64 numpy.
+    """
+    c, r, x = _check_numpy_operands(c, r, x)
+    n = c.shape[0]
+    y = np.zeros(x.shape, dtype=np.result_type(c, x, np.float64))
+    for i in range(n):
+        # row i of T is (t[i], t[i-1], ..., t[0], t[-1], ..., t[i-n+1])
+        past = c[i::-1]  # (i+1,): t[i], ..., t[0] multiply x[0], ..., x[i]
+        y[i] = past @ x[: i + 1]
+        if r is not None and i + 1 < n:
+            future = r[1 : n - i]  # (n-i-1,): t[-1], ..., t[-(n-1-i)] multiply x[i+1], ..., x[n-1]
+            y[i] += future @ x[i + 1 :]
+    return y
+
+
+def matvec_circulant(c, r, x):
+    """T @ x through the 2n circulant embedding and the real FFT (scipy.fft): O(n log n).
+
+    The circulant's first column is a = [t0, t1, ..., t(n-1), 0, t(-(n-1)), ..., t(-1)] (the entry at
+    index n is never used; causal: a is c zero-padded to 2n). A circulant is diagonalised by the DFT,
+    so C @ [x; 0] = irfft(rfft(a) * rfft([x; 0])), and its first n entries are T @ x.
+    c: (n,), r: (n,) or None (causal), x: (n,) or (n, k), like scipy.linalg.matmul_toeplitz.
+    """
+    c, r, x = _check_numpy_operands(c, r, x)
+    n = c.shape[0]
+    m = 2 * n
+    a = np.zeros(m, dtype=np.result_type(c, np.float64))  # (2n,)
+    a[:n] = c
+    if r is not None:
+        a[n + 1 :] = r[:0:-1]  # t(-(n-1)), ..., t(-1)
+    a_f = scipy.fft.rfft(a)  # (n+1,) complex: the circulant's eigenvalues
+    x_f = scipy.fft.rfft(x, n=m, axis=0)  # (n+1,) or (n+1, k): zero-padded to 2n
+    if x.ndim == 2:
+        a_f = a_f[:, None]  # (n+1, 1): same eigenvalues for every column of x
+    return scipy.fft.irfft(a_f * x_f, n=m, axis=0)[:n]  # (n,) or (n, k)
+
+
+# ----------------------------------------------------------------------------------------------
+# torch: the batched, multi-channel workhorse
+# ----------------------------------------------------------------------------------------------
+
+def fft_length(n: int) -> int:
+    """The FFT size used for length n: the smallest fast size >= 2n - 1 (any such size is exact)."""
+    if n < 1:
+        raise ValueError(f"n must be a positive sequence length, got {n}")
+    return scipy.fft.next_fast_len(2 * n - 1, real=True)
+
+
+def circulant_column(c: torch.Tensor, r: torch.Tensor | None, m: int) -> torch.Tensor:
+    """First column(s) of the m-circulant embedding of T, m >= 2n - 1: (n, d) -> (m, d).
+
+    [t0, ..., t(n-1), 0 ... 0, t(-(n-1)), ..., t(-1)]; causal (r None): c zero-padded to m.
+    """
+    n = c.shape[0]
+    if m < 2 * n - 1:
+        raise ValueError(f"m must be at least 2n - 1 = {2 * n - 1} for an exact product, got {m}")
+    zeros = c.new_zeros((m - n - (0 if r is None else n - 1),) + tuple(c.shape[1:]))
+    parts = [c, zeros] if r is None else [c, zeros, r[1:].flip(0)]  # r[1:].flip: t(-(n-1)), ..., t(-1)
+    return torch.cat(parts, dim=0)  # (m, d)
+
+
+def _check_torch_operands(x, c, r, check_finite):
+    require_float_tensor("x", x)
+    require_ndim("x", x, tuple(range(2, 16)), "(..., n, d)")
+    n, d = x.shape[-2], x.shape[-1]
+    require_positive_length("x", n)
+    require_float_tensor("c", c)
+    require_same_device("c", c, "x", x)
+    if tuple(c.shape) != (n, d):
+        raise ValueError(f"c must have shape (n, d) = {(n, d)} to match x {tuple(x.shape)}, got {tuple(c.shape)}")
+    if r is not None:
+        require_float_tensor("r", r)
+        require_same_device("r", r, "x", x)
+        if tuple(r.shape) != (n, d):
+            raise ValueError(f"r must have shape (n, d) = {(n, d)} like c, got {tuple(r.shape)}")
+    if check_finite:
+        require_finite("x", x)
+        require_finite("c", c)
+        if r is not None:
+            require_finite("r", r)
+
+
+def toeplitz_fft(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None = None, *, check_finite: bool = True):
+    """y[..., :, ch] = T_ch @ x[..., :, ch]: one Toeplitz matrix per channel, by FFT in O(n log n).
+
+    x: (..., n, d); c: (n, d) first columns (offsets 0..n-1); r: (n, d) first rows (offsets 0..-(n-1),
+    r[0] ignored) or None for causal (zero above the diagonal; scipy's toeplitz would make it symmetric).
+    Returns (..., n, d) in x's dtype. Differentiable in x, c and r; runs on x's device. Half and bfloat16
+    inputs (autocast) are computed in float32, since FFTs of long sequences lose too much in 16 bits.
+    check_finite=False skips the NaN/inf scan of x (one extra pass over memory) for callers that know.
+    """
+    _check_torch_operands(x, c, r, check_finite)
+    n = x.shape[-2]
+    compute = torch.promote_types(x.dtype, c.dtype)
+    if compute in (torch.float16, torch.bfloat16):
+        compute = torch.float32
+    m = fft_length(n)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        a = circulant_column(c.to(compute), None if r is None else r.to(compute), m)  # (m, d)
+        a_f = torch.fft.rfft(a, dim=0)  # (m//2+1, d): eigenvalues of each channel's circulant
+        x_f = torch.fft.rfft(x.to(compute), n=m, dim=-2)  # (..., m//2+1, d): x zero-padded to m
+        y = torch.fft.irfft(x_f * a_f, n=m, dim=-2)  # (..., m, d)
+    return y[..., :n, :].to(x.dtype)  # (..., n, d): the first n entries are T @ x
