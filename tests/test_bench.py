@@ -38,3 +38,14 @@ def test_cli_writes_json(tmp_path, capsys):
 def test_cli_rejects_bad_sizes():
     with pytest.raises(SystemExit):
         main(["toeplitz", "--sizes", "0"])
+
+
+def test_bench_layers_rows():
+    from tnn_ref.bench_layers import bench_layers, format_layers
+
+    rows = bench_layers([16, 33], dim=16)
+    assert [row["n"] for row in rows] == [16, 33]
+    for row in rows:
+        assert row["speedup_forward_backward"] == pytest.approx(
+            row["transformer_forward_backward"]["median"] / row["tnn_forward_backward"]["median"])
+    assert format_layers(rows).count("\n") == 2

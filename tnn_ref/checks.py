@@ -61,3 +61,19 @@ def require_positive_length(name: str, n: int) -> None:
 def require_same_device(name: str, value: torch.Tensor, other_name: str, other: torch.Tensor) -> None:
     if value.device != other.device:
         raise ValueError(f"{name} is on {value.device} but {other_name} is on {other.device}; move them to one device")
+
+
+def require_tokens(name: str, tokens, vocab_size: int) -> None:
+    """Token ids: an integer tensor of shape (batch, n), n >= 1, every id in [0, vocab_size)."""
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(tokens).__name__}")
+    if tokens.dtype == torch.bool or tokens.is_floating_point() or tokens.is_complex():
+        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {tokens.dtype}")
+    require_ndim(name, tokens, (2,), "(batch, n)")
+    require_positive_length(name, tokens.shape[1])
+    if tokens.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one sequence, got shape {tuple(tokens.shape)}")
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} must be ids in [0, {vocab_size}) (the vocabulary size), found {bad}")

@@ -1,0 +1,195 @@
+"""Transformer baselines of matching width, on torch's scaled_dot_product_attention (SDPA).
+
+Same call signatures as the TNN models (`TransformerLM(tokens)`, `TransformerEncoder(tokens)` and
+`.classify(tokens)`, `TransformerImageClassifier(images)`), so every experiment can swap one for the
+other. Positions: "sinusoidal" (added to the embedding, defined at any length), "alibi" (a linear
+distance penalty on the attention scores, Press et al. 2022) or "none".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
+
+POSITIONS = ("sinusoidal", "alibi", "none")
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int = 65
+    dim: int = 128
+    layers: int = 4
+    heads: int = 4
+    ffn_dim: int | None = None  # None means 4 * dim
+    dropout: float = 0.0
+    position: str = "sinusoidal"
+    num_classes: int = 2
+    image_size: int = 224
+    patch_size: int = 16
+    channels: int = 3
+
+    def __post_init__(self):
+        for name in ("vocab_size", "dim", "layers", "heads", "num_classes", "image_size", "patch_size", "channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if self.position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def ffn_hidden(self) -> int:
+        return 4 * self.dim if self.ffn_dim is None else self.ffn_dim
+
+    def with_(self, **changes) -> "TransformerConfig":
+        return replace(self, **changes)
+
+    @classmethod
+    def paper_lm(cls) -> "TransformerConfig":
+        """The paper's Transformer LM baseline: 6 layers, width 512, 8 heads, FFN 2048 (44.65M in the paper)."""
+        return cls(vocab_size=50265, dim=512, layers=6, heads=8, ffn_dim=2048, dropout=0.1)
+
+
+def sinusoidal_positions(n: int, dim: int, device=None) -> torch.Tensor:
+    """The original Transformer's position vectors (n, dim): sin on even, cos on odd features."""
+    position = torch.arange(n, device=device, dtype=torch.float32)[:, None]  # (n, 1)
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n, dim, device=device)
+    table[:, 0::2] = torch.sin(position * frequency)  # (n, ceil(dim/2))
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])  # (n, floor(dim/2))
+    return table
+
+
+def alibi_slopes(heads: int) -> torch.Tensor:
+    """ALiBi's head slopes: the geometric sequence 2^(-8/h), 2^(-16/h), ... (interleaved when h is no power of 2)."""
+    def power_of_two(h):
+        return [2.0 ** (-8.0 * (i + 1) / h) for i in range(h)]
+
+    if math.log2(heads).is_integer():
+        return torch.tensor(power_of_two(heads))
+    closest = 2 ** math.floor(math.log2(heads))
+    extra = power_of_two(2 * closest)[0::2][: heads - closest]
+    return torch.tensor(power_of_two(closest) + extra)
+
+
+def alibi_bias(n: int, heads: int, causal: bool, device=None) -> torch.Tensor:
+    """Additive attention bias (heads, n, n): -slope * |i - j|, and -inf above the diagonal when causal."""
+    pos = torch.arange(n, device=device)
+    distance = (pos[:, None] - pos[None, :]).abs().float()  # (n, n)
+    bias = -alibi_slopes(heads).to(device)[:, None, None] * distance  # (h, n, n)
+    if causal:
+        bias = bias.masked_fill(pos[None, :] > pos[:, None], float("-inf"))
+    return bias
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through F.scaled_dot_product_attention."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, causal: bool, alibi: bool):
+        super().__init__()
+        self.heads = heads
+        self.causal = causal
+        self.alibi = alibi
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # each (b, h, n, d/h)
+        drop = self.dropout if self.training else 0.0
+        if self.alibi:
+            bias = alibi_bias(n, self.heads, self.causal, x.device).to(q.dtype)  # (h, n, n)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))  # (b, h, n, d/h) -> (b, n, d)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm Transformer layer: x + attn(LN(x)), then x + FFN(LN(x)) with a GELU FFN."""
+
+    def __init__(self, config: TransformerConfig, causal: bool):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(config.dim)
+        self.attn = SelfAttention(config.dim, config.heads, config.dropout, causal, config.position == "alibi")
+        self.ffn_norm = nn.LayerNorm(config.dim)
+        self.ffn = nn.Sequential(nn.Linear(config.dim, config.ffn_hidden), nn.GELU(), nn.Linear(config.ffn_hidden, config.dim))
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x)))
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+
+class _TransformerTrunk(nn.Module):
+    """Embedding (+ sinusoidal positions) and blocks; the LM and the encoder differ only in causality and head."""
+
+    def __init__(self, config: TransformerConfig, causal: bool):
+        super().__init__()
+        self.config = config
+        self.embed = TokenEmbedding(config.vocab_size, config.dim, config.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(config, causal) for _ in range(config.layers))
+        self.final_norm = nn.LayerNorm(config.dim)
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)  # (b, n, d)
+        if self.config.position == "sinusoidal":
+            x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)  # (n, d) broadcast over b
+        for block in self.blocks:
+            x = block(x)
+        return self.final_norm(x)
+
+
+class TransformerLM(_TransformerTrunk):
+    """Causal Transformer LM: tokens (batch, n) -> logits (batch, n, vocab), output tied to the embedding."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config, causal=True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.hidden(tokens) @ self.embed.weight.T  # (b, n, vocab)
+
+
+class TransformerEncoder(_TransformerTrunk):
+    """Bidirectional Transformer with the same masked-LM and mean-pool classification heads as TnnEncoder."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config, causal=False)
+        self.lm_head = MaskedLmHead(config.dim, config.vocab_size)
+        self.classifier = ClassificationHead(config.dim, config.num_classes, config.dropout)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.hidden(tokens), self.embed.weight)  # (b, n, vocab)
+
+    def classify(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(mean_pool(self.hidden(tokens), mask))
+
+
+class TransformerImageClassifier(nn.Module):
+    """ViT-style baseline: patches, 1-D sinusoidal positions over the flattened grid, mean pooling."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embed = PatchEmbedding(config.channels, config.dim, config.patch_size)
+        self.blocks = nn.ModuleList(TransformerBlock(config, causal=False) for _ in range(config.layers))
+        self.final_norm = nn.LayerNorm(config.dim)
+        self.classifier = ClassificationHead(config.dim, config.num_classes, config.dropout)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(images).flatten(1, 2)  # (b, H/p, W/p, d) -> (b, H/p * W/p, d)
+        if self.config.position == "sinusoidal":
+            x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return self.classifier(self.final_norm(x).mean(dim=1))  # (b, classes)

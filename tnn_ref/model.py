@@ -1,0 +1,170 @@
+"""Whole TNN models: the causal language model, the bidirectional encoder, the image classifier.
+
+Configurations live in one dataclass, `TnnConfig`, with the paper's presets as constructors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from tnn_ref.blocks import Gtu, TnnBlock
+from tnn_ref.decay import check_decay
+from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
+from tnn_ref.tno import Tno, Tno2d
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of distinct trainable parameters (a tied embedding counts once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@dataclass(frozen=True)
+class TnnConfig:
+    """Every size and option of a TNN model. The defaults are a small character-level model."""
+
+    vocab_size: int = 65
+    dim: int = 128  # d, the model width
+    layers: int = 4  # number of TNN blocks
+    expand: int = 3  # e: the GTU works on e*d channels
+    glu_dim: int | None = None  # GLU hidden size; None means d
+    rpe_dim: int = 32  # r, the RPE's width
+    rpe_layers: int = 3  # L, the RPE's hidden blocks
+    rpe_act: str = "relu"
+    rpe_features: str = "index"
+    decay: float | None = 0.99  # lambda; None switches the decay off
+    learnable_decay: bool = False
+    dropout: float = 0.0
+    prenorm: bool = True
+    num_classes: int = 2  # classification heads (encoder, images)
+    image_size: int = 224
+    patch_size: int = 16
+    channels: int = 3
+
+    def __post_init__(self):
+        for name in ("vocab_size", "dim", "layers", "expand", "rpe_dim", "num_classes", "image_size", "patch_size", "channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.glu_dim is not None and self.glu_dim < 1:
+            raise ValueError(f"glu_dim must be None or a positive int, got {self.glu_dim!r}")
+        if self.rpe_layers < 0:
+            raise ValueError(f"rpe_layers must be >= 0, got {self.rpe_layers!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_decay(self.decay)
+
+    @property
+    def glu_hidden(self) -> int:
+        return self.dim if self.glu_dim is None else self.glu_dim
+
+    def with_(self, **changes) -> "TnnConfig":
+        """A copy with some fields changed: TnnConfig.paper_lm().with_(vocab_size=65)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def paper_lm(cls) -> "TnnConfig":
+        """The paper's WikiText-103 model (GUIDE section 1): 48.67M parameters with the GPT-2 vocabulary."""
+        return cls(vocab_size=50265, dim=512, layers=7, expand=3, glu_dim=512, rpe_dim=64, rpe_layers=6,
+                   decay=0.99, dropout=0.1, prenorm=True)
+
+    @classmethod
+    def paper_roberta(cls) -> "TnnConfig":
+        """The bidirectional (RoBERTa-style) model: 12 post-norm blocks of width 768, lambda = 0.99."""
+        return cls(vocab_size=50265, dim=768, layers=12, expand=3, glu_dim=768, rpe_dim=64, rpe_layers=6,
+                   decay=0.99, dropout=0.1, prenorm=False)
+
+    @classmethod
+    def paper_deit_tiny(cls) -> "TnnConfig":
+        """The DeiT-tiny-sized image model: width 192, 12 blocks, patches of 16, RPE 48 x 1, lambda = 0.9."""
+        return cls(dim=192, layers=12, expand=3, glu_dim=192, rpe_dim=48, rpe_layers=1, decay=0.9,
+                   dropout=0.0, prenorm=True, num_classes=1000, image_size=224, patch_size=16, channels=3)
+
+    def tno(self, causal: bool) -> Tno:
+        """The 1-D operator a GTU of this configuration mixes its e*d channels with."""
+        return Tno(self.expand * self.dim, causal=causal, decay=self.decay, learnable_decay=self.learnable_decay,
+                   rpe_dim=self.rpe_dim, rpe_layers=self.rpe_layers, rpe_act=self.rpe_act, rpe_features=self.rpe_features)
+
+    def tno2d(self) -> Tno2d:
+        return Tno2d(self.expand * self.dim, decay=self.decay, learnable_decay=self.learnable_decay,
+                     rpe_dim=self.rpe_dim, rpe_layers=self.rpe_layers, rpe_act=self.rpe_act, rpe_features=self.rpe_features)
+
+    def block(self, tno: nn.Module) -> TnnBlock:
+        gtu = Gtu(self.dim, self.expand, tno)
+        return TnnBlock(self.dim, gtu, self.glu_hidden, dropout=self.dropout, prenorm=self.prenorm)
+
+
+class TnnLM(nn.Module):
+    """Causal TNN language model: tokens (batch, n) -> next-token logits (batch, n, vocab).
+
+    Embedding * sqrt(d), `layers` pre-norm TNN blocks with causal TNOs, final LayerNorm, output
+    projection tied to the embedding.
+    """
+
+    def __init__(self, config: TnnConfig):
+        super().__init__()
+        self.config = config
+        self.embed = TokenEmbedding(config.vocab_size, config.dim, config.dropout)
+        self.blocks = nn.ModuleList(config.block(config.tno(causal=True)) for _ in range(config.layers))
+        self.final_norm = nn.LayerNorm(config.dim)
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)  # (b, n, d)
+        for block in self.blocks:
+            x = block(x)  # (b, n, d)
+        return self.final_norm(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.hidden(tokens) @ self.embed.weight.T  # (b, n, vocab): tied output projection
+
+
+class TnnEncoder(nn.Module):
+    """Bidirectional TNN: a masked-LM head (`forward`) and a mean-pool classification head (`classify`).
+
+    Post-norm blocks when config.prenorm is False (the reference's RoBERTa-style model), pre-norm
+    blocks plus a final LayerNorm otherwise.
+    """
+
+    def __init__(self, config: TnnConfig):
+        super().__init__()
+        self.config = config
+        self.embed = TokenEmbedding(config.vocab_size, config.dim, config.dropout)
+        self.blocks = nn.ModuleList(config.block(config.tno(causal=False)) for _ in range(config.layers))
+        self.final_norm = nn.LayerNorm(config.dim) if config.prenorm else nn.Identity()
+        self.lm_head = MaskedLmHead(config.dim, config.vocab_size)
+        self.classifier = ClassificationHead(config.dim, config.num_classes, config.dropout)
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)  # (b, n, d)
+        for block in self.blocks:
+            x = block(x)
+        return self.final_norm(x)  # (b, n, d)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Masked-LM logits (batch, n, vocab) at every position."""
+        return self.lm_head(self.hidden(tokens), self.embed.weight)  # (b, n, vocab)
+
+    def classify(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits (batch, num_classes) from the mean over tokens (over mask == True ones if given)."""
+        return self.classifier(mean_pool(self.hidden(tokens), mask))
+
+
+class TnnImageClassifier(nn.Module):
+    """Images (batch, channels, H, W) -> class logits: patches, 2-D GTUs (T_H v + T_W v), mean pooling."""
+
+    def __init__(self, config: TnnConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embed = PatchEmbedding(config.channels, config.dim, config.patch_size)
+        self.blocks = nn.ModuleList(config.block(config.tno2d()) for _ in range(config.layers))
+        self.final_norm = nn.LayerNorm(config.dim)
+        self.classifier = ClassificationHead(config.dim, config.num_classes, config.dropout)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(images)  # (b, H/p, W/p, d)
+        for block in self.blocks:
+            x = block(x)  # (b, H/p, W/p, d)
+        x = self.final_norm(x).flatten(1, 2)  # (b, H/p * W/p, d)
+        return self.classifier(x.mean(dim=1))  # (b, classes)
