@@ -1,0 +1,44 @@
+"""Language-model evaluation over a whole split at any context length.
+
+The split is cut into non-overlapping windows of `context` tokens (see `tnn_ref.data.windows`):
+every token after the first is predicted exactly once, from the tokens before it in its own window
+(on average context/2 of them). The same windows are used for every model, so the numbers compare.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from tnn_ref.data import windows
+
+
+@torch.no_grad()
+def evaluate_lm(model, data: torch.Tensor, context: int, batch_size: int = 8, max_tokens: int | None = None,
+                device=None) -> dict:
+    """Mean next-token loss of `model` on `data` (1-D token ids): {"loss": nats, "bpc": bits, "tokens": count}.
+
+    max_tokens limits the evaluation to the first max_tokens tokens of `data` (quick runs).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if max_tokens is not None:
+        data = data[: max_tokens + 1]
+    device = device or next(model.parameters()).device
+    inputs, targets = windows(data, context)  # (w, context) each
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for start in range(0, len(inputs), batch_size):
+            x = inputs[start : start + batch_size].to(device)
+            y = targets[start : start + batch_size].to(device)
+            logits = model(x).float()  # (b, context, vocab)
+            total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+            count += y.numel()
+    finally:
+        model.train(was_training)
+    loss = total / count
+    return {"loss": loss, "bpc": loss / math.log(2), "tokens": count}
