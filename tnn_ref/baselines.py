@@ -81,14 +81,37 @@ def alibi_slopes(heads: int) -> torch.Tensor:
     return torch.tensor(power_of_two(closest) + extra)
 
 
-def alibi_bias(n: int, heads: int, causal: bool, device=None) -> torch.Tensor:
-    """Additive attention bias (heads, n, n): -slope * |i - j|, and -inf above the diagonal when causal."""
-    pos = torch.arange(n, device=device)
-    distance = (pos[:, None] - pos[None, :]).abs().float()  # (n, n)
-    bias = -alibi_slopes(heads).to(device)[:, None, None] * distance  # (h, n, n)
+def alibi_bias(n: int, heads: int, causal: bool, device=None, rows: slice | None = None,
+               keys: int | None = None) -> torch.Tensor:
+    """Additive attention bias (heads, len(rows), keys): -slope * |i - j|, -inf above the diagonal when causal.
+
+    rows selects the query positions (default all n); keys how many key positions (default n).
+    """
+    rows = rows or slice(0, n)
+    query = torch.arange(rows.start, rows.stop, device=device)[:, None]  # (q, 1)
+    key = torch.arange(n if keys is None else keys, device=device)[None, :]  # (1, k)
+    distance = (query - key).abs().float()  # (q, k)
+    bias = -alibi_slopes(heads).to(device)[:, None, None] * distance  # (h, q, k)
     if causal:
-        bias = bias.masked_fill(pos[None, :] > pos[:, None], float("-inf"))
+        bias = bias.masked_fill(key > query, float("-inf"))
     return bias
+
+
+def alibi_attention(q, k, v, causal: bool, dropout_p: float = 0.0, block: int = 1024) -> torch.Tensor:
+    """SDPA with the ALiBi bias, computed `block` queries at a time so memory is O(block * n), not O(n^2).
+
+    q, k, v: (b, h, n, d/h). With the bias as an explicit mask SDPA takes its plain path, which would hold
+    (b, h, n, n) scores at once: 4 GiB per head group at n = 16K.
+    """
+    n, heads = q.shape[2], q.shape[1]
+    outputs = []
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        keys = stop if causal else n  # causal queries never look past their block
+        bias = alibi_bias(n, heads, causal, q.device, rows=slice(start, stop), keys=keys).to(q.dtype)  # (h, q, keys)
+        outputs.append(F.scaled_dot_product_attention(q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys],
+                                                      attn_mask=bias, dropout_p=dropout_p))
+    return torch.cat(outputs, dim=2)  # (b, h, n, d/h)
 
 
 class SelfAttention(nn.Module):
@@ -108,8 +131,7 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # each (b, h, n, d/h)
         drop = self.dropout if self.training else 0.0
         if self.alibi:
-            bias = alibi_bias(n, self.heads, self.causal, x.device).to(q.dtype)  # (h, n, n)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+            y = alibi_attention(q, k, v, self.causal, dropout_p=drop)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)
         return self.out(y.transpose(1, 2).reshape(b, n, d))  # (b, h, n, d/h) -> (b, n, d)

@@ -1,0 +1,96 @@
+"""Masked-language-model pretraining (BERT/RoBERTa recipe) for the bidirectional models.
+
+15% of positions are chosen; of those 80% become the mask token, 10% a random token, 10% stay as
+they are; the loss is taken on the chosen positions only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from tnn_ref.data import random_chunks, windows
+
+IGNORE = -100  # cross_entropy's ignore_index: positions that carry no loss
+
+
+def mask_tokens(tokens: torch.Tensor, mask_id: int, vocab_size: int, generator: torch.Generator,
+                rate: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets): inputs with chosen positions replaced 80/10/10, targets = IGNORE elsewhere.
+
+    tokens: (b, n) ids in [0, vocab_size); mask_id: the id of the mask token (may equal vocab_size when
+    the model's vocabulary has one extra entry for it); random replacements are drawn from [0, vocab_size).
+    """
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be in (0, 1), got {rate}")
+    chosen = torch.rand(tokens.shape, generator=generator) < rate  # (b, n)
+    action = torch.rand(tokens.shape, generator=generator)  # (b, n): which of 80/10/10
+    random_ids = torch.randint(0, vocab_size, tokens.shape, generator=generator)
+    inputs = tokens.clone()
+    inputs[chosen & (action < 0.8)] = mask_id
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    inputs[swap] = random_ids[swap]
+    targets = torch.where(chosen, tokens, torch.full_like(tokens, IGNORE))
+    return inputs, targets
+
+
+def mlm_loss_and_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Mean loss over masked positions, number of correct predictions there, and their count."""
+    flat_logits, flat_targets = logits.float().flatten(0, 1), targets.flatten()  # (b*n, V), (b*n,)
+    loss = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE)
+    chosen = flat_targets != IGNORE
+    correct = (flat_logits[chosen].argmax(-1) == flat_targets[chosen]).sum()
+    return loss, correct, int(chosen.sum())
+
+
+class MlmTask:
+    """Masked-LM training on random chunks of a token stream; evaluation on fixed windows of a split
+    with a fixed masking seed, so every model is scored on the same masked positions."""
+
+    def __init__(self, train: torch.Tensor, val: torch.Tensor, vocab_size: int, batch_size: int, context: int,
+                 eval_context: int | None = None, eval_tokens: int | None = None, eval_batch_size: int = 8):
+        if batch_size * (context + 1) > len(train):
+            raise ValueError(f"a batch of {batch_size} x {context + 1} tokens is larger than the training data ({len(train)})")
+        self.train, self.val = train, val
+        self.vocab_size, self.mask_id = vocab_size, vocab_size  # the model's vocabulary has one more id: the mask
+        self.batch_size, self.context = batch_size, context
+        self.eval_context = eval_context or context
+        self.eval_tokens, self.eval_batch_size = eval_tokens, eval_batch_size
+
+    def batch(self, generator: torch.Generator):
+        chunk, _ = random_chunks(self.train, self.batch_size, self.context, generator)  # (b, context)
+        return mask_tokens(chunk, self.mask_id, self.vocab_size, generator)
+
+    def loss(self, model, batch) -> torch.Tensor:
+        inputs, targets = batch
+        return mlm_loss_and_accuracy(model(inputs), targets)[0]
+
+    def evaluate(self, model, data: torch.Tensor | None = None, context: int | None = None) -> dict:
+        return evaluate_mlm(model, self.val if data is None else data, context or self.eval_context,
+                            self.mask_id, self.vocab_size, self.eval_batch_size, self.eval_tokens)
+
+
+@torch.no_grad()
+def evaluate_mlm(model, data: torch.Tensor, context: int, mask_id: int, vocab_size: int, batch_size: int = 8,
+                 max_tokens: int | None = None, seed: int = 1234) -> dict:
+    """Masked-token loss (nats) and accuracy over non-overlapping windows of `data`, masking seeded by `seed`."""
+    if max_tokens is not None:
+        data = data[: max_tokens + 1]
+    inputs, _ = windows(data, context)  # (w, context)
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    try:
+        for start in range(0, len(inputs), batch_size):
+            masked, targets = mask_tokens(inputs[start : start + batch_size], mask_id, vocab_size, generator)
+            loss, right, chosen = mlm_loss_and_accuracy(model(masked.to(device)), targets.to(device))
+            total_loss += loss.item() * chosen
+            correct += int(right)
+            count += chosen
+    finally:
+        model.train(was_training)
+    return {"val_loss": total_loss / count, "val_accuracy": correct / count, "val_bpc": total_loss / count / math.log(2)}
