@@ -126,6 +126,8 @@ def test_tno_fft_equals_explicit_matrix(n, causal, learnable):
     matrices = toeplitz_matrix(c, r)  # (5, n, n)
     expected = torch.einsum("dij,bjd->bid", matrices, x)
     torch.testing.assert_close(tno(x), expected, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():  # the inference path, through the cached spectrum
+        torch.testing.assert_close(tno(x), expected, rtol=1e-10, atol=1e-10)
     if causal:
         assert torch.all(torch.triu(matrices, diagonal=1) == 0)
 
@@ -335,3 +337,20 @@ def test_presets():
     assert (deit.dim, deit.patch_size, deit.rpe_dim, deit.rpe_layers, deit.decay) == (192, 16, 48, 1, 0.9)
     lm = TnnConfig.paper_lm()
     assert (lm.layers, lm.dim, lm.expand, lm.glu_hidden, lm.rpe_dim, lm.rpe_layers, lm.decay) == (7, 512, 3, 512, 64, 6, 0.99)
+
+
+def test_inference_spectrum_cache_follows_the_weights():
+    tno = Tno(4, causal=False, rpe_dim=4, rpe_layers=1).double()
+    x = torch.randn(2, 9, 4, dtype=torch.float64)
+    with torch.no_grad():
+        first = tno(x)
+        cached = tno._spectrum_cache
+        assert tno(x) is not None and tno._spectrum_cache is cached  # second call: same cache entry
+        tno.rpe.out[2].bias.add_(1.0)  # an in-place update, as an optimizer step makes
+        changed = tno(x)
+    assert tno._spectrum_cache is not cached
+    # the no-grad (cached) path and the differentiable path agree after the change
+    torch.testing.assert_close(changed, tno(x).detach(), rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(changed, first)
+    with torch.no_grad():
+        torch.testing.assert_close(tno(x[:, :5]), tno(x[:, :5].clone()))  # another n: its own entry

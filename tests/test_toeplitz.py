@@ -18,6 +18,7 @@ from tnn_ref.toeplitz import (
     matvec_circulant,
     matvec_naive,
     toeplitz_fft,
+    toeplitz_fft_plain,
     toeplitz_matrix,
 )
 
@@ -137,6 +138,46 @@ def test_toeplitz_fft_gradcheck(n, causal):
     else:
         r = torch.randn(n, 3, generator=gen, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(lambda x, c, r: toeplitz_fft(x, c, r), (x, c, r))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 7, 3), (3, 2, 8, 5), (1, 64, 4), (2, 257, 6)])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_fast_backward_equals_autograd_reference(shape, causal, dtype, tol):
+    """The hand-written backward of toeplitz_fft against torch's autograd through toeplitz_fft_plain."""
+    gen = torch.Generator().manual_seed(sum(shape))
+    n, d = shape[-2], shape[-1]
+    x = torch.randn(shape, generator=gen, dtype=dtype)
+    c = torch.randn(n, d, generator=gen, dtype=dtype)
+    r = None if causal else torch.randn(n, d, generator=gen, dtype=dtype)
+    g = torch.randn(shape, generator=gen, dtype=dtype)
+    grads = []
+    for fn in (toeplitz_fft, toeplitz_fft_plain):
+        inputs = [t.clone().requires_grad_() for t in (x, c) + (() if causal else (r,))]
+        y = fn(inputs[0], inputs[1], None if causal else inputs[2])
+        grads.append((y, torch.autograd.grad(y, inputs, g)))
+    (y_fast, fast), (y_ref, ref) = grads
+    assert rel_err(y_fast.detach(), y_ref.detach()) < tol
+    for a, b in zip(fast, ref):
+        assert rel_err(a, b) < tol
+
+
+def test_gradient_of_x_alone_and_of_coefficients_alone():
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: toeplitz_fft(x, c.detach(), r), (x,))
+    assert torch.autograd.gradcheck(lambda c: toeplitz_fft(x.detach(), c, r), (c,))
+
+
+def test_double_backward_is_refused():
+    x = torch.randn(1, 4, 2, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(1, 4, 2, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(toeplitz_fft(x, c), x, grad_outputs=v, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        gx.sum().backward()  # an error, never a silently wrong second derivative
 
 
 def test_toeplitz_fft_half_precision_computes_in_float32():

@@ -12,7 +12,7 @@ from torch import nn
 
 from tnn_ref.decay import Decay, check_decay
 from tnn_ref.rpe import Rpe
-from tnn_ref.toeplitz import toeplitz_fft
+from tnn_ref.toeplitz import circulant_column, fft_length, kernel_spectrum, spectrum_product, toeplitz_fft
 
 
 class Tno(nn.Module):
@@ -28,6 +28,7 @@ class Tno(nn.Module):
         self.causal = causal
         self.rpe = Rpe(dim, rpe_dim=rpe_dim, layers=rpe_layers, act=rpe_act, features=rpe_features)
         self.decay = None if decay is None else Decay(dim, decay, learnable=learnable_decay)
+        self._spectrum_cache: tuple | None = None  # (key, spectrum) of the last no-grad call
 
     def offsets(self, n: int, device=None) -> torch.Tensor:
         """0, 1, ..., n-1, then -1, ..., -(n-1) when bidirectional: one RPE call covers every offset."""
@@ -57,8 +58,26 @@ class Tno(nn.Module):
         n = x.shape[-2]
         if n < 1:
             raise ValueError("x must have a positive sequence length, got length 0")
-        c, r = self.kernel(n)
-        return toeplitz_fft(x, c, r, check_finite=False)
+        if torch.is_grad_enabled():
+            c, r = self.kernel(n)
+            return toeplitz_fft(x, c, r, check_finite=False)
+        # inference: the coefficients' spectrum depends only on the weights and n, so reuse it across calls
+        m = fft_length(n)
+        y, _ = spectrum_product(x.float() if x.dtype != torch.float64 else x, self.spectrum(n), m)
+        return y.to(x.dtype)
+
+    def spectrum(self, n: int) -> torch.Tensor:
+        """rfft of the circulant embedding of kernel(n), (dim, m//2+1), cached until a weight changes."""
+        key = (n, tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters()))
+        if self._spectrum_cache is not None and self._spectrum_cache[0] == key:
+            return self._spectrum_cache[1]
+        with torch.no_grad():
+            c, r = self.kernel(n)
+            m = fft_length(n)
+            a = c if r is None else circulant_column(c, r, m)  # (n or m, dim)
+            spectrum = kernel_spectrum(a, m)  # (dim, m//2+1)
+        self._spectrum_cache = (key, spectrum)
+        return spectrum
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, causal={self.causal}"

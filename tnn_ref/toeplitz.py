@@ -31,6 +31,9 @@ __all__ = [
     "circulant_column",
     "fft_length",
     "toeplitz_fft",
+    "toeplitz_fft_plain",
+    "kernel_spectrum",
+    "spectrum_product",
 ]
 
 
@@ -189,6 +192,62 @@ def _check_torch_operands(x, c, r, check_finite):
             require_finite("r", r)
 
 
+def compute_dtype(x: torch.Tensor, c: torch.Tensor) -> torch.dtype:
+    """float32 for half/bfloat16 inputs (an FFT of a long sequence loses too much in 16 bits), else the promoted type."""
+    dtype = torch.promote_types(x.dtype, c.dtype)
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def kernel_spectrum(a: torch.Tensor, m: int) -> torch.Tensor:
+    """(k, d) leading part of the circulant column (zero beyond k) -> its rfft (d, m//2+1): the eigenvalues."""
+    return torch.fft.rfft(a.T, n=m, dim=-1)  # (d, m//2+1)
+
+
+def spectrum_product(x: torch.Tensor, a_f: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """T @ x from the circulant's spectrum: x (..., n, d), a_f (d, m//2+1) -> (y (..., n, d), rfft of x)."""
+    n = x.shape[-2]
+    x_f = torch.fft.rfft(x.transpose(-1, -2), n=m, dim=-1)  # (..., d, m//2+1): x zero-padded to m
+    y = torch.fft.irfft(x_f * a_f, n=m, dim=-1)[..., :n]  # (..., d, n): the first n entries are T @ x
+    return y.transpose(-1, -2), x_f  # (..., n, d)
+
+
+class _CirculantProduct(torch.autograd.Function):
+    """y = first n entries of (circulant(a) @ [x; 0]), all by real FFTs of length m, with a hand-written backward.
+
+    a (k, d), k <= m: the leading part of the circulant's first column (zero beyond k). x (..., n, d).
+    The FFTs run along the last axis of the transposed views, (..., d, n): a transform over contiguous
+    memory is several times faster than one over a strided axis (torch's CPU FFT copies strided data).
+    Backward, with G = rfft(grad_y padded to m), X = rfft(x padded), A = rfft(a padded):
+      grad_x = irfft(G * conj(A))[:n]            (T^T g: the transposed circulant has spectrum conj(A))
+      grad_a = irfft(sum over batch of G * conj(X))[:k]   (a circular cross-correlation of g and x)
+    so the backward runs one rfft and two irfft (one of them batch-free) and reuses X and A from the
+    forward, where autograd through torch.fft would run complex-to-complex transforms.
+    """
+
+    @staticmethod
+    def forward(ctx, x, a, m):
+        n, k = x.shape[-2], a.shape[0]
+        a_f = kernel_spectrum(a, m)  # (d, m//2+1)
+        y, x_f = spectrum_product(x, a_f, m)  # (..., n, d), (..., d, m//2+1)
+        ctx.save_for_backward(x_f, a_f)
+        ctx.n, ctx.k, ctx.m = n, k, m
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # a second derivative would need the graph of the forward FFTs
+    def backward(ctx, grad_y):
+        x_f, a_f = ctx.saved_tensors
+        n, k, m = ctx.n, ctx.k, ctx.m
+        g_f = torch.fft.rfft(grad_y.transpose(-1, -2), n=m, dim=-1)  # (..., d, m//2+1)
+        grad_x = grad_a = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.fft.irfft(g_f * a_f.conj(), n=m, dim=-1)[..., :n].transpose(-1, -2)  # (..., n, d)
+        if ctx.needs_input_grad[1]:
+            cross = (g_f * x_f.conj()).reshape(-1, *g_f.shape[-2:]).sum(0)  # (d, m//2+1): summed over the batch
+            grad_a = torch.fft.irfft(cross, n=m, dim=-1)[:, :k].T  # (k, d)
+        return grad_x, grad_a, None
+
+
 def toeplitz_fft(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None = None, *, check_finite: bool = True):
     """y[..., :, ch] = T_ch @ x[..., :, ch]: one Toeplitz matrix per channel, by FFT in O(n log n).
 
@@ -197,16 +256,29 @@ def toeplitz_fft(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None = None
     Returns (..., n, d) in x's dtype. Differentiable in x, c and r; runs on x's device. Half and bfloat16
     inputs (autocast) are computed in float32, since FFTs of long sequences lose too much in 16 bits.
     check_finite=False skips the NaN/inf scan of x (one extra pass over memory) for callers that know.
+
+    The FFT size is `fft_length(n)`; causal kernels are never padded by hand (the FFT pads c), and the
+    backward is written out (see `_CirculantProduct`). `toeplitz_fft_plain` is the same product through
+    torch's own autograd, kept as the reference it is tested against.
     """
     _check_torch_operands(x, c, r, check_finite)
-    n = x.shape[-2]
-    compute = torch.promote_types(x.dtype, c.dtype)
-    if compute in (torch.float16, torch.bfloat16):
-        compute = torch.float32
-    m = fft_length(n)
+    compute = compute_dtype(x, c)
+    m = fft_length(x.shape[-2])
     with torch.autocast(device_type=x.device.type, enabled=False):
-        a = circulant_column(c.to(compute), None if r is None else r.to(compute), m)  # (m, d)
-        a_f = torch.fft.rfft(a, dim=0)  # (m//2+1, d): eigenvalues of each channel's circulant
-        x_f = torch.fft.rfft(x.to(compute), n=m, dim=-2)  # (..., m//2+1, d): x zero-padded to m
-        y = torch.fft.irfft(x_f * a_f, n=m, dim=-2)  # (..., m, d)
-    return y[..., :n, :].to(x.dtype)  # (..., n, d): the first n entries are T @ x
+        a = c.to(compute) if r is None else circulant_column(c.to(compute), r.to(compute), m)  # (n or m, d)
+        y = _CirculantProduct.apply(x.to(compute), a, m)  # (..., n, d)
+    return y.to(x.dtype)
+
+
+def toeplitz_fft_plain(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None = None, *, check_finite: bool = True):
+    """The same product as `toeplitz_fft`, written plainly at FFT size 2n with torch's autograd: the reference."""
+    _check_torch_operands(x, c, r, check_finite)
+    compute = compute_dtype(x, c)
+    n = x.shape[-2]
+    m = 2 * n
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        a = circulant_column(c.to(compute), None if r is None else r.to(compute), m)  # (2n, d)
+        a_f = torch.fft.rfft(a, dim=0)  # (n+1, d)
+        x_f = torch.fft.rfft(x.to(compute), n=m, dim=-2)  # (..., n+1, d)
+        y = torch.fft.irfft(x_f * a_f, n=m, dim=-2)  # (..., 2n, d)
+    return y[..., :n, :].to(x.dtype)  # (..., n, d)
