@@ -29,11 +29,11 @@ class Decay(nn.Module):
         # p = 0 starts every channel at lambda + (1 - lambda) / 2
         self.logit = nn.Parameter(torch.zeros(dim)) if learnable else None
 
-    def rates(self) -> torch.Tensor:
-        """lambda per channel: (dim,) if learnable, else a 0-d tensor."""
+    def rates(self, dtype=torch.float32) -> torch.Tensor:
+        """lambda per channel, detached: (dim,) if learnable, else a 0-d tensor."""
         if self.logit is None:
-            return torch.tensor(self.rate)
-        return self.rate + (1.0 - self.rate) * torch.sigmoid(self.logit.detach().float())
+            return torch.tensor(self.rate, dtype=dtype)
+        return self.rate + (1.0 - self.rate) * torch.sigmoid(self.logit.detach().to(dtype))
 
     def forward(self, n: int, device=None, dtype=torch.float32) -> torch.Tensor:
         lags = torch.arange(n, device=device, dtype=torch.float64)[:, None]  # (n, 1)

@@ -52,6 +52,20 @@ class Tno(nn.Module):
         r = t[:1] if n == 1 else torch.cat([t[:1], t[n:]])  # (n, dim): t0, t-1, ..., t-(n-1)
         return c, (r if factors is None else r * factors)
 
+    def ssm(self, n: int):
+        """This TNO's causal kernel for lags < n as a diagonal state-space model (see tnn_ref.ssm)."""
+        from tnn_ref.ssm import toeplitz_to_ssm  # ssm depends on nothing here; imported late to keep tno light
+
+        if not self.causal:
+            raise ValueError("only a causal TNO can be run as a recurrence; this one is bidirectional")
+        if self.rpe.features != "index":
+            raise ValueError(f"rpe features={self.rpe.features!r} make every coefficient depend on the sequence "
+                             "length, so there is no fixed kernel to turn into a recurrence; use features='index'")
+        with torch.no_grad():
+            s = self.rpe(self.offsets(n, self.rpe.pos_proj.weight.device))  # (n, dim): undecayed coefficients
+            rates = None if self.decay is None else self.decay.rates(torch.float64)
+        return toeplitz_to_ssm(s.double(), rates)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim < 2 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape (..., n, {self.dim}), got {tuple(x.shape)}")

@@ -1,0 +1,91 @@
+"""Token-by-token decoding of a causal `TnnLM`: every layer keeps a state instead of re-reading the prefix.
+
+Everything in a TNN block except the TNO acts on one position at a time (projections, SiLU, norms, GLU),
+so a decoder only needs, per layer, a way to produce TNO(v)_t from v_t and what it kept of v_<t:
+
+* `CacheTno`: keep every past v (b, t, D) and take the dot product with the kernel: O(t * D) per token;
+* `SsmTno`: keep the diagonal state-space model's state (b, D, J) (tnn_ref.ssm): O(J * D) per token,
+  the same at every position.
+
+`LmDecoder` runs one token through the whole model with one such state per layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tnn_ref.model import TnnLM
+from tnn_ref.tno import Tno
+
+MODES = ("fft", "cache", "ssm")
+
+
+class CacheTno:
+    """TNO(v)_t = sum_{k <= t} c_k v_{t-k} from a cache of every past input."""
+
+    def __init__(self, tno: Tno, batch: int, max_len: int):
+        with torch.no_grad():
+            c, _ = tno.kernel(max_len)  # (N, D): the decayed causal kernel
+        self.kernel = c
+        self.inputs = torch.zeros(batch, max_len, tno.dim, device=c.device, dtype=c.dtype)  # (b, N, D)
+        self.t = 0
+
+    def step(self, v: torch.Tensor) -> torch.Tensor:
+        if self.t >= self.inputs.shape[1]:
+            raise ValueError(f"the cache holds {self.inputs.shape[1]} positions; decode with a larger max_len")
+        self.inputs[:, self.t] = v
+        self.t += 1
+        past = self.inputs[:, : self.t].flip(1)  # (b, t, D): v_t, v_{t-1}, ..., v_0
+        return (past * self.kernel[: self.t]).sum(1).to(v.dtype)  # (b, D)
+
+
+class SsmTno:
+    """TNO(v)_t from the recurrent state of the TNO's kernel as a diagonal SSM: constant work per token."""
+
+    def __init__(self, tno: Tno, batch: int, max_len: int):
+        self.ssm = tno.ssm(max_len)  # exact for lags < max_len
+        self.state = self.ssm.initial_state(batch)  # (b, D, J) complex128
+        self.t, self.max_len = 0, max_len
+
+    def step(self, v: torch.Tensor) -> torch.Tensor:
+        if self.t >= self.max_len:
+            raise ValueError(f"the SSM is exact for {self.max_len} positions; decode with a larger max_len")
+        self.t += 1
+        self.state, y = self.ssm.step(self.state, v.double())
+        return y.to(v.dtype)  # (b, D)
+
+
+class LmDecoder:
+    """Feeds a TnnLM one token at a time: `step(tokens (b,)) -> logits (b, vocab)` for the next token."""
+
+    def __init__(self, model: TnnLM, batch: int, max_len: int, mode: str = "ssm"):
+        if not isinstance(model, TnnLM):
+            raise TypeError(f"model must be a TnnLM (a causal TNN), got {type(model).__name__}")
+        if mode not in ("cache", "ssm"):
+            raise ValueError(f"mode must be 'cache' or 'ssm' for step-by-step decoding, got {mode!r}")
+        if max_len < 1:
+            raise ValueError(f"max_len must be a positive number of positions, got {max_len}")
+        self.model = model
+        state = CacheTno if mode == "cache" else SsmTno
+        self.tno_states = [state(block.token_mixer.toep, batch, max_len) for block in model.blocks]
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        x = model.embed(tokens[:, None])[:, 0]  # (b, d): the same embedding, sqrt(d) scale and checks
+        for block, tno_state in zip(model.blocks, self.tno_states):
+            gtu = block.token_mixer
+
+            def token_mix(h):
+                u = F.silu(gtu.u_proj(h))  # (b, e*d)
+                v = F.silu(gtu.v_proj(h))  # (b, e*d)
+                return gtu.o(u * tno_state.step(v))  # (b, d)
+
+            if block.prenorm:
+                x = x + token_mix(block.token_norm(x))
+                x = x + block.feature_mixer(block.feature_norm(x))
+            else:
+                x = block.token_norm(x + token_mix(x))
+                x = block.feature_norm(x + block.feature_mixer(x))
+        return model.final_norm(x) @ model.embed.weight.T  # (b, vocab)

@@ -1,0 +1,105 @@
+"""Constant-time decoding: a causal Toeplitz kernel rewritten as a diagonal state-space model.
+
+The idea of Qin & Zhong (EMNLP 2023), derived here in our own way. A decayed causal kernel is
+t_k = lambda^k s_k for lags k = 0 .. n-1, where s_k = rpe(k) are the undecayed coefficients. Write s
+through its DFT of length L = n + 1 (with s_n = 0):
+
+    s_k = (1/L) sum_j S_j w^(j k),   w = exp(2 pi i / L),   S = fft(s),   exact for k = 0 .. L-1,
+
+so t_k = sum_j (S_j / L) (lambda w^j)^k: a sum of L geometric sequences, i.e. a diagonal linear recurrence
+with poles p_j = lambda w^j and output weights S_j / L. Per channel, with state h (complex, one entry per pole):
+
+    h_t = p * h_{t-1} + x_t,        y_t = Re(sum_j g_j h_t[j]),
+
+reproduces y_t = sum_k t_k x_{t-k} exactly for every lag k < n. Because s is real, S is conjugate-symmetric and
+only the poles j = 0 .. L//2 are kept (`rfft`), the others folded in by doubling their weights. Past lag L
+the kernel repeats, times lambda^L: the decay makes that tail negligible (0.99^4096 ~ 1e-18).
+
+Each new token costs O(d * L) whatever its position, against O(t) for a cache of past inputs and
+O(t log t) for re-running the FFT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tnn_ref.checks import require_finite, require_float_tensor, require_ndim, require_positive_length
+
+
+@dataclass
+class DiagonalSsm:
+    """poles (d, J) complex, weights (d, J) complex: y_t = Re(sum_j weights * h_t), h_t = poles * h_{t-1} + x_t."""
+
+    poles: torch.Tensor
+    weights: torch.Tensor
+    length: int  # exact for lags 0 .. length-1
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        return torch.zeros(batch, *self.poles.shape, dtype=self.poles.dtype, device=self.poles.device)  # (b, d, J)
+
+    def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token: state (b, d, J), x (b, d) real -> (new state, y (b, d) real)."""
+        state = self.poles * state + x[..., None].to(state.dtype)  # (b, d, J)
+        y = (self.weights * state).sum(-1).real  # (b, d)
+        return state, y.to(x.dtype)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The recurrence over a whole sequence, x (b, n, d) -> (b, n, d), one step at a time."""
+        state = self.initial_state(x.shape[0])
+        outputs = []
+        for t in range(x.shape[1]):
+            state, y = self.step(state, x[:, t])
+            outputs.append(y)
+        return torch.stack(outputs, dim=1)
+
+
+def _check_rates(decay, d: int) -> torch.Tensor:
+    """lambda as a float64 tensor broadcastable to (d,); None means no decay (lambda = 1)."""
+    if decay is None:
+        return torch.ones(1, dtype=torch.float64)
+    rates = torch.as_tensor(decay, dtype=torch.float64).reshape(-1)
+    if rates.numel() not in (1, d):
+        raise ValueError(f"decay must be a scalar or hold one rate per channel ({d}), got {rates.numel()} values")
+    if not torch.all((rates > 0) & (rates <= 1)):
+        raise ValueError(f"decay must lie in (0, 1], got {rates.tolist()[:8]}")
+    return rates
+
+
+def toeplitz_to_ssm(c: torch.Tensor, decay=None, r: torch.Tensor | None = None) -> DiagonalSsm:
+    """Diagonal SSM whose kernel equals lambda^k c[k] for every lag k < n.
+
+    c: (n, d) **undecayed** causal coefficients s_k (what the RPE outputs; `Tno.ssm` passes them);
+    decay: lambda, a float or (d,) per-channel rates in (0, 1], or None for no decay. Taking s and lambda
+    apart avoids dividing a decayed kernel by lambda^k, which underflows (0.9^1000 ~ 1e-46).
+    r: the first row, accepted only to refuse a bidirectional kernel (a recurrence only sees the past).
+    Computed in float64; poles and weights are complex128.
+    """
+    require_float_tensor("c", c)
+    require_ndim("c", c, (2,), "(n, d)")
+    n, d = c.shape
+    require_positive_length("c", n)
+    require_finite("c", c)
+    if r is not None and bool((r[1:] != 0).any()):
+        raise ValueError("the kernel must be causal (r[1:] all zero): a recurrence cannot look at future tokens")
+    rates = _check_rates(decay, d).to(c.device)
+    L = n + 1
+    s = torch.cat([c.to(torch.float64), c.new_zeros(1, d, dtype=torch.float64)])  # (L, d): s_n = 0
+    spectrum = torch.fft.rfft(s, dim=0).T  # (d, L//2+1): S_j for j = 0 .. L//2
+    j = torch.arange(L // 2 + 1, device=c.device, dtype=torch.float64)
+    unit = torch.exp(2j * torch.pi * j / L)  # (J,): w^j
+    poles = rates[:, None] * unit  # (d or 1, J): lambda w^j
+    fold = torch.full((L // 2 + 1,), 2.0, dtype=torch.float64, device=c.device)  # each kept pole stands for j and L-j
+    fold[0] = 1.0
+    if L % 2 == 0:
+        fold[-1] = 1.0  # the Nyquist pole is its own conjugate
+    weights = spectrum * fold / L  # (d, J)
+    return DiagonalSsm(poles.expand(d, -1).contiguous(), weights, n)
+
+
+def ssm_kernel(ssm: DiagonalSsm, lags: int) -> torch.Tensor:
+    """The kernel the SSM realises, K_k = Re(sum_j weights_j poles_j^k) for k = 0 .. lags-1: (lags, d)."""
+    k = torch.arange(lags, device=ssm.poles.device, dtype=torch.float64)[:, None, None]  # (lags, 1, 1)
+    powers = torch.exp(k * torch.log(ssm.poles)[None])  # (lags, d, J): poles^k
+    return (ssm.weights[None] * powers).sum(-1).real  # (lags, d)
