@@ -49,3 +49,16 @@ def test_bench_layers_rows():
         assert row["speedup_forward_backward"] == pytest.approx(
             row["transformer_forward_backward"]["median"] / row["tnn_forward_backward"]["median"])
     assert format_layers(rows).count("\n") == 2
+
+
+def test_bench_tno_and_layer_memory_rows():
+    from tnn_ref.bench_layers import bench_layer_memory
+    from tnn_ref.bench_tno import bench_tno, format_tno
+
+    rows = bench_tno([32, 50], batch=2, dim=8)
+    assert [row["fft_size"] for row in rows] == [64, 100]
+    for row in rows:
+        assert row["forward_over_floor"] == pytest.approx(row["forward"]["median"] / row["floor"]["median"])
+    assert format_tno(rows).count("\n") == 2
+    memory = bench_layer_memory([64], dim=16)
+    assert memory[0]["n"] == 64 and memory[0]["tnn_bytes"] >= 0 and memory[0]["transformer_bytes"] >= 0

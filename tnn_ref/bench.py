@@ -29,6 +29,7 @@ from tnn_ref.toeplitz import toeplitz_fft, toeplitz_matrix
 
 TOEPLITZ_SIZES = [256, 512, 1024, 2048, 4096, 8192, 16384]
 LAYER_SIZES = [512, 1024, 2048, 4096, 8192, 16384, 32768]
+TNO_SIZES = [1024, 2048, 4096, 8192, 16384]
 
 
 @dataclass
@@ -153,7 +154,7 @@ def format_toeplitz(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tnn_ref.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["toeplitz", "layers", "all"], help="which benchmark to run")
+    parser.add_argument("what", choices=["toeplitz", "tno", "layers", "all"], help="which benchmark to run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--out", help="write the results as JSON to this file")
     parser.add_argument("--sizes", type=int, nargs="+", help="sequence lengths to measure (default: the full sweep)")
@@ -173,13 +174,25 @@ def main(argv=None) -> int:
         results["toeplitz"] = rows
         print("Toeplitz product, d = 64 channels, batch 1, float32, bidirectional (median of repeats)")
         print(format_toeplitz(rows))
+    if args.what in ("tno", "all"):
+        from tnn_ref.bench_tno import bench_tno, format_tno
+
+        rows = bench_tno(args.sizes or TNO_SIZES, device=device)
+        results["tno"] = rows
+        print("TNO, batch 8, 768 channels, causal: against the FFT floor and the reference transcription")
+        print(format_tno(rows))
     if args.what in ("layers", "all"):
-        from tnn_ref.bench_layers import bench_layers, format_layers
+        from tnn_ref.bench_layers import bench_layer_memory, bench_layers, format_layers
 
         rows = bench_layers(args.sizes or LAYER_SIZES, device=device)
         results["layers"] = rows
         print("TNN block vs Transformer block (SDPA), d = 256, batch 1 (median of repeats)")
         print(format_layers(rows))
+        memory = bench_layer_memory(args.sizes or LAYER_SIZES, device=device)
+        results["layer_memory"] = memory
+        print("peak extra memory of one forward+backward (MiB; CPU: peak RSS in a fresh process)")
+        for row in memory:
+            print(f"{row['n']:>6} tnn {row['tnn_bytes'] / 2**20:>9.1f}  transformer {row['transformer_bytes'] / 2**20:>9.1f}")
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(results, handle, indent=1)

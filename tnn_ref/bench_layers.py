@@ -10,6 +10,7 @@ import torch
 
 from tnn_ref.baselines import TransformerBlock, TransformerConfig
 from tnn_ref.bench import Timing, time_call
+from tnn_ref.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
 from tnn_ref.model import TnnConfig
 
 
@@ -31,6 +32,50 @@ def _timings(block, x: torch.Tensor, device) -> tuple[Timing, Timing]:
         block(x).sum().backward()
 
     return time_call(forward, device, warmup=2, repeats=5), time_call(forward_backward, device, warmup=2, repeats=5)
+
+
+def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu"):
+    """A zero-argument forward+backward pass of one block ("tnn" or "transformer") on (batch, n, dim).
+
+    Module-level so that `tnn_ref.memory.peak_memory_bytes` can build it in a child process.
+    """
+    tnn_block, transformer_block = layer_pair(dim)
+    block = (tnn_block if kind == "tnn" else transformer_block).to(device)
+    x = torch.randn(batch, n, dim, device=device, requires_grad=True)
+
+    def run():
+        block(x).sum().backward()
+
+    return run
+
+
+def layer_peak_bytes(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu") -> int:
+    """Extra bytes one forward+backward of the block needs at its peak, beyond what exists before it.
+
+    CPU: peak RSS minus RSS just before the pass (call it in a fresh process: `bench_layer_memory` does);
+    CUDA: torch.cuda.max_memory_allocated minus the allocation before the pass.
+    """
+    torch.set_num_threads(1)  # memory does not depend on the thread count; one keeps the child light
+    run = layer_pass(kind, n, dim, batch, device)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    reset_peak_rss()
+    before = current_rss_bytes()
+    run()
+    return max(peak_rss_bytes() - before, 0)
+
+
+def bench_layer_memory(sizes, dim: int = 256, batch: int = 1, device="cpu") -> list[dict]:
+    """Peak extra memory of one forward+backward per block and n; on CPU each in a fresh process."""
+    measure = layer_peak_bytes if torch.device(device).type == "cuda" else (
+        lambda *args: run_in_fresh_process(layer_peak_bytes, *args))
+    return [{"n": n, "tnn_bytes": measure("tnn", n, dim, batch, device),
+             "transformer_bytes": measure("transformer", n, dim, batch, device)} for n in sizes]
 
 
 def bench_layers(sizes, dim: int = 256, batch: int = 1, device="cpu") -> list[dict]:

@@ -1,0 +1,56 @@
+"""Peak memory of a CPU run, as the operating system sees it: the process's peak resident set size (RSS).
+
+tracemalloc sees only Python's own allocations, not torch's tensors, so we read the RSS instead. Its
+peak (`getrusage`'s ru_maxrss) covers the whole life of a process, so each measured run gets a fresh
+process (`run_in_fresh_process`), and on Linux the peak is reset just before the part being measured
+(writing 5 to /proc/self/clear_refs). A fresh process also starts with an empty heap: memory freed by
+an earlier run and kept by the allocator (see `tnn_ref.allocator`) cannot hide part of the next one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, TypeVar
+
+Result = TypeVar("Result")
+
+
+def current_rss_bytes() -> int | None:
+    """The resident set size of this process now (Linux: /proc/self/statm), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as handle:
+            resident_pages = int(handle.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_rss() -> bool:
+    """Make the peak RSS start again from the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # 5: reset the peak RSS counter (man 5 proc)
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """The peak RSS of this process since it started or since the last `reset_peak_rss`."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if platform.system() == "Darwin" else peak * 1024  # macOS reports bytes, Linux KiB
+
+
+def run_in_fresh_process(fn: Callable[..., Result], *args, **kwargs) -> Result:
+    """fn(*args, **kwargs) in a newly spawned Python process; its return value (or exception) comes back.
+
+    fn must be importable (a module-level function, not one defined in a notebook), and the arguments
+    and the result picklable.
+    """
+    context = multiprocessing.get_context("spawn")  # not fork: a forked child would inherit this process's heap
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
