@@ -111,3 +111,20 @@ def test_bad_input():
         LmDecoder(TnnEncoder(TnnConfig(vocab_size=5, dim=8, layers=1)), 1, 4)
     with pytest.raises(ValueError, match="mode must be one of"):
         generate(TnnLM(TnnConfig(vocab_size=5, dim=8, layers=1)), torch.zeros(1, 1, dtype=torch.long), 2, mode="rnn")
+
+
+def test_decay_horizon_and_truncated_ssm():
+    from tnn_ref.ssm import decay_horizon
+
+    assert decay_horizon(0.5, tol=1e-3) == 10  # 0.5^10 < 1e-3 < 0.5^9
+    assert decay_horizon([0.5, 0.9], tol=1e-3) == 66
+    assert decay_horizon(1.0) is None and decay_horizon(None) is None
+    torch.manual_seed(3)
+    model = TnnLM(TnnConfig(vocab_size=11, dim=16, layers=2, expand=2, rpe_dim=8, rpe_layers=1, decay=0.5)).double().eval()
+    tokens = torch.randint(0, 11, (1, 60))
+    horizon = decay_horizon(0.5, tol=1e-13)
+    decoder = LmDecoder(model, 1, 10, "ssm", horizon=horizon)  # may run past max_len: the horizon bounds the state
+    stepped = torch.stack([decoder.step(tokens[:, t]) for t in range(60)], dim=1)
+    torch.testing.assert_close(stepped, model(tokens), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="only with mode='ssm'"):
+        LmDecoder(model, 1, 10, "cache", horizon=5)

@@ -41,15 +41,20 @@ class CacheTno:
 
 
 class SsmTno:
-    """TNO(v)_t from the recurrent state of the TNO's kernel as a diagonal SSM: constant work per token."""
+    """TNO(v)_t from the recurrent state of the TNO's kernel as a diagonal SSM: constant work per token.
 
-    def __init__(self, tno: Tno, batch: int, max_len: int):
-        self.ssm = tno.ssm(max_len)  # exact for lags < max_len
+    horizon: the kernel length the SSM reproduces exactly (default max_len, exact at every position).
+    A shorter one (see `tnn_ref.ssm.decay_horizon`) makes each step cheaper and lets decoding run past
+    max_len; lags beyond it are replaced by the kernel's periodic repeat times lambda^horizon.
+    """
+
+    def __init__(self, tno: Tno, batch: int, max_len: int, horizon: int | None = None):
+        self.ssm = tno.ssm(horizon or max_len)  # exact for lags < horizon
         self.state = self.ssm.initial_state(batch)  # (b, D, J) complex128
-        self.t, self.max_len = 0, max_len
+        self.t, self.max_len = 0, (max_len if horizon is None else None)
 
     def step(self, v: torch.Tensor) -> torch.Tensor:
-        if self.t >= self.max_len:
+        if self.max_len is not None and self.t >= self.max_len:
             raise ValueError(f"the SSM is exact for {self.max_len} positions; decode with a larger max_len")
         self.t += 1
         self.state, y = self.ssm.step(self.state, v.double())
@@ -59,7 +64,7 @@ class SsmTno:
 class LmDecoder:
     """Feeds a TnnLM one token at a time: `step(tokens (b,)) -> logits (b, vocab)` for the next token."""
 
-    def __init__(self, model: TnnLM, batch: int, max_len: int, mode: str = "ssm"):
+    def __init__(self, model: TnnLM, batch: int, max_len: int, mode: str = "ssm", horizon: int | None = None):
         if not isinstance(model, TnnLM):
             raise TypeError(f"model must be a TnnLM (a causal TNN), got {type(model).__name__}")
         if mode not in ("cache", "ssm"):
@@ -67,8 +72,13 @@ class LmDecoder:
         if max_len < 1:
             raise ValueError(f"max_len must be a positive number of positions, got {max_len}")
         self.model = model
-        state = CacheTno if mode == "cache" else SsmTno
-        self.tno_states = [state(block.token_mixer.toep, batch, max_len) for block in model.blocks]
+        if horizon is not None and (mode != "ssm" or horizon < 1):
+            raise ValueError(f"horizon must be None or a positive int, and only with mode='ssm'; got {horizon!r}")
+        tnos = [block.token_mixer.toep for block in model.blocks]
+        if mode == "cache":
+            self.tno_states = [CacheTno(tno, batch, max_len) for tno in tnos]
+        else:
+            self.tno_states = [SsmTno(tno, batch, max_len, horizon) for tno in tnos]
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:

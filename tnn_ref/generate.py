@@ -32,10 +32,11 @@ def next_token(logits: torch.Tensor, temperature: float, top_k: int | None, gene
 @torch.no_grad()
 def generate(model, prompt: torch.Tensor, steps: int, mode: str = "fft", temperature: float = 1.0,
              top_k: int | None = None, generator: torch.Generator | None = None,
-             context: int | None = None) -> torch.Tensor:
+             context: int | None = None, horizon: int | None = None) -> torch.Tensor:
     """prompt (b, t) token ids -> (b, t + steps): greedy when temperature == 0, else sampled.
 
     context (fft mode only): feed at most the last `context` tokens (None: all; TNN needs no limit).
+    horizon (ssm mode only): kernel length each SSM reproduces exactly (see `LmDecoder`); None: all positions.
     """
     vocab = model.config.vocab_size
     require_tokens("prompt", prompt, vocab)
@@ -58,7 +59,7 @@ def generate(model, prompt: torch.Tensor, steps: int, mode: str = "fft", tempera
                 logits = model(window)[:, -1]  # (b, vocab): the next-token distribution
                 tokens = torch.cat([tokens, next_token(logits, temperature, top_k, generator)], dim=1)
         elif steps > 0:
-            decoder = LmDecoder(model, tokens.shape[0], tokens.shape[1] + steps, mode)
+            decoder = LmDecoder(model, tokens.shape[0], tokens.shape[1] + steps, mode, horizon)
             for t in range(tokens.shape[1]):  # read the prompt; only the last logits matter
                 logits = decoder.step(tokens[:, t])
             for i in range(steps):

@@ -21,6 +21,7 @@ O(t log t) for re-running the FFT.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,9 +41,9 @@ class DiagonalSsm:
         return torch.zeros(batch, *self.poles.shape, dtype=self.poles.dtype, device=self.poles.device)  # (b, d, J)
 
     def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One token: state (b, d, J), x (b, d) real -> (new state, y (b, d) real)."""
-        state = self.poles * state + x[..., None].to(state.dtype)  # (b, d, J)
-        y = (self.weights * state).sum(-1).real  # (b, d)
+        """One token: state (b, d, J) updated in place, x (b, d) real -> (state, y (b, d) real)."""
+        state.mul_(self.poles).add_(x[..., None].to(state.dtype))  # (b, d, J): in place, no allocation per token
+        y = torch.linalg.vecdot(self.weights.conj(), state).real  # (b, d): vecdot conjugates its first argument
         return state, y.to(x.dtype)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,3 +104,15 @@ def ssm_kernel(ssm: DiagonalSsm, lags: int) -> torch.Tensor:
     k = torch.arange(lags, device=ssm.poles.device, dtype=torch.float64)[:, None, None]  # (lags, 1, 1)
     powers = torch.exp(k * torch.log(ssm.poles)[None])  # (lags, d, J): poles^k
     return (ssm.weights[None] * powers).sum(-1).real  # (lags, d)
+
+
+def decay_horizon(rates, tol: float = 1e-12) -> int | None:
+    """Smallest H with lambda_max^H <= tol: lags beyond H weigh at most tol times the nearest ones.
+
+    None when some rate is 1 (no decay), since then no lag can be dropped.
+    """
+    rates = _check_rates(rates, 1 if rates is None else torch.as_tensor(rates).numel())
+    top = float(rates.max())
+    if top >= 1.0:
+        return None
+    return max(1, math.ceil(math.log(tol) / math.log(top)))
