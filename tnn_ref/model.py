@@ -38,6 +38,8 @@ class TnnConfig:
     learnable_decay: bool = False
     dropout: float = 0.0
     prenorm: bool = True
+    tno_coefficients: str = "rpe"  # "rpe" (the paper) or "free": a table up to max_len (an ablation)
+    max_len: int | None = None  # only for tno_coefficients="free"
     num_classes: int = 2  # classification heads (encoder, images)
     image_size: int = 224
     patch_size: int = 16
@@ -55,6 +57,10 @@ class TnnConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         check_decay(self.decay)
+        if self.tno_coefficients not in ("rpe", "free"):
+            raise ValueError(f"tno_coefficients must be 'rpe' or 'free', got {self.tno_coefficients!r}")
+        if self.tno_coefficients == "free" and (self.max_len is None or self.max_len < 1):
+            raise ValueError(f"tno_coefficients='free' needs a positive max_len, got {self.max_len!r}")
 
     @property
     def glu_hidden(self) -> int:
@@ -85,7 +91,8 @@ class TnnConfig:
     def tno(self, causal: bool) -> Tno:
         """The 1-D operator a GTU of this configuration mixes its e*d channels with."""
         return Tno(self.expand * self.dim, causal=causal, decay=self.decay, learnable_decay=self.learnable_decay,
-                   rpe_dim=self.rpe_dim, rpe_layers=self.rpe_layers, rpe_act=self.rpe_act, rpe_features=self.rpe_features)
+                   rpe_dim=self.rpe_dim, rpe_layers=self.rpe_layers, rpe_act=self.rpe_act, rpe_features=self.rpe_features,
+                   coefficients=self.tno_coefficients, max_len=self.max_len)
 
     def tno2d(self) -> Tno2d:
         return Tno2d(self.expand * self.dim, decay=self.decay, learnable_decay=self.learnable_decay,

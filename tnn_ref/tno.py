@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from tnn_ref.decay import Decay, check_decay
+from tnn_ref.free_coefficients import FreeCoefficients
 from tnn_ref.rpe import Rpe
 from tnn_ref.toeplitz import circulant_column, fft_length, kernel_spectrum, spectrum_product, toeplitz_fft
 
@@ -19,14 +20,22 @@ class Tno(nn.Module):
     """x (..., n, dim) -> (..., n, dim): y[..., :, ch] = T_ch @ x[..., :, ch]."""
 
     def __init__(self, dim: int, causal: bool, decay: float | None = 0.99, learnable_decay: bool = False,
-                 rpe_dim: int = 64, rpe_layers: int = 6, rpe_act: str = "relu", rpe_features: str = "index"):
+                 rpe_dim: int = 64, rpe_layers: int = 6, rpe_act: str = "relu", rpe_features: str = "index",
+                 coefficients: str = "rpe", max_len: int | None = None):
+        """coefficients="rpe" (the paper) or "free": a table of 2*max_len-1 learnable values per channel
+        (max_len when causal), the ablation of notebook 10; it refuses sequences longer than max_len."""
         super().__init__()
         check_decay(decay)
         if learnable_decay and decay is None:
             raise ValueError("learnable_decay=True needs a base decay rate, got decay=None")
+        if coefficients not in ("rpe", "free"):
+            raise ValueError(f"coefficients must be 'rpe' or 'free', got {coefficients!r}")
         self.dim = dim
         self.causal = causal
-        self.rpe = Rpe(dim, rpe_dim=rpe_dim, layers=rpe_layers, act=rpe_act, features=rpe_features)
+        if coefficients == "rpe":
+            self.rpe = Rpe(dim, rpe_dim=rpe_dim, layers=rpe_layers, act=rpe_act, features=rpe_features)
+        else:
+            self.free = FreeCoefficients(dim, max_len, causal)
         self.decay = None if decay is None else Decay(dim, decay, learnable=learnable_decay)
         self._spectrum_cache: tuple | None = None  # (key, spectrum) of the last no-grad call
 
@@ -37,12 +46,22 @@ class Tno(nn.Module):
             return past
         return torch.cat([past, -past[1:]])  # (2n-1,)
 
-    def kernel(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The decayed coefficients (c, r), each (n, dim): c[k] = t[k], r[k] = t[-k]; r is None when causal."""
+    @property
+    def source(self) -> nn.Module:
+        """What turns offsets into coefficients: the RPE, or the table of free coefficients."""
+        return self.rpe if hasattr(self, "rpe") else self.free
+
+    def coefficients(self, n: int) -> torch.Tensor:
+        """Undecayed coefficients at `offsets(n)`: (n, dim) causal, (2n-1, dim) bidirectional."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive sequence length, got {n!r}")
-        device = self.rpe.pos_proj.weight.device
-        t = self.rpe(self.offsets(n, device), length=n)  # (n or 2n-1, dim)
+        device = next(self.source.parameters()).device
+        return self.source(self.offsets(n, device), length=n)
+
+    def kernel(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The decayed coefficients (c, r), each (n, dim): c[k] = t[k], r[k] = t[-k]; r is None when causal."""
+        t = self.coefficients(n)  # (n or 2n-1, dim)
+        device = t.device
         if t.dtype in (torch.float16, torch.bfloat16):
             t = t.float()  # coefficients stay in float32 under autocast; the FFT needs the precision
         factors = None if self.decay is None else self.decay(n, device, t.dtype)  # (n, 1) or (n, dim)
@@ -58,11 +77,11 @@ class Tno(nn.Module):
 
         if not self.causal:
             raise ValueError("only a causal TNO can be run as a recurrence; this one is bidirectional")
-        if self.rpe.features != "index":
-            raise ValueError(f"rpe features={self.rpe.features!r} make every coefficient depend on the sequence "
+        if getattr(self.source, "features", "index") != "index":
+            raise ValueError(f"rpe features={self.source.features!r} make every coefficient depend on the sequence "
                              "length, so there is no fixed kernel to turn into a recurrence; use features='index'")
         with torch.no_grad():
-            s = self.rpe(self.offsets(n, self.rpe.pos_proj.weight.device))  # (n, dim): undecayed coefficients
+            s = self.coefficients(n)  # (n, dim): undecayed coefficients
             rates = None if self.decay is None else self.decay.rates(torch.float64)
         return toeplitz_to_ssm(s.double(), rates)
 
