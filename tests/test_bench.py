@@ -62,3 +62,15 @@ def test_bench_tno_and_layer_memory_rows():
     assert format_tno(rows).count("\n") == 2
     memory = bench_layer_memory([64], dim=16)
     assert memory[0]["n"] == 64 and memory[0]["tnn_bytes"] >= 0 and memory[0]["transformer_bytes"] >= 0
+
+
+def test_fresh_process_peak_does_not_inherit_the_parents():
+    """ru_maxrss survives fork and exec; the measurement must not report this process's own size."""
+    import torch
+
+    from tnn_ref.bench_layers import bench_layer_memory
+
+    ballast = torch.ones(400 * 2**20 // 4)  # 400 MiB held by this (parent) process
+    memory = bench_layer_memory([64], dim=16)
+    assert ballast.sum() > 0
+    assert memory[0]["tnn_bytes"] < 100 * 2**20 and memory[0]["transformer_bytes"] < 100 * 2**20

@@ -40,7 +40,19 @@ def reset_peak_rss() -> bool:
 
 
 def peak_rss_bytes() -> int:
-    """The peak RSS of this process since it started or since the last `reset_peak_rss`."""
+    """The peak RSS of this process since it started or since the last `reset_peak_rss`.
+
+    Linux: VmHWM from /proc/self/status, the counter that `reset_peak_rss` resets. Not getrusage's ru_maxrss:
+    that one is inherited from the parent across fork and exec, so a child of a large process would report
+    the parent's peak (seen here: 8 GB for every measurement, the notebook kernel's size).
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if platform.system() == "Darwin" else peak * 1024  # macOS reports bytes, Linux KiB
 
