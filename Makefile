@@ -13,7 +13,6 @@ ifneq ($(wildcard ../shared/data),)
 export TNN_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export TNN_FIGURES_DIR := $(CURDIR)/figures
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))

@@ -42,3 +42,13 @@ def test_mlm_training_improves(make):
     assert task.evaluate(model) == after
     longer = evaluate_mlm(model, corpus.val, 64, task.mask_id, task.vocab_size)
     assert 0.0 <= longer["val_accuracy"] <= 1.0
+
+
+def test_evaluation_masks_do_not_depend_on_batch_size():
+    corpus = CharCorpus.from_text("to be or not to be, that is the question. " * 60)
+    torch.manual_seed(0)
+    model = TnnEncoder(TnnConfig(vocab_size=len(corpus.vocab) + 1, dim=8, layers=1, expand=2, rpe_dim=4, rpe_layers=1)).double()
+    results = [evaluate_mlm(model, corpus.val, 16, len(corpus.vocab), len(corpus.vocab), batch_size=b) for b in (1, 3, 100)]
+    for other in results[1:]:
+        assert other["val_accuracy"] == results[0]["val_accuracy"]
+        assert abs(other["val_loss"] - results[0]["val_loss"]) < 1e-6  # float32 sums in another order

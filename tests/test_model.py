@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tnn_ref.blocks import Glu, Gtu, TnnBlock
+from tnn_ref.blocks import Glu, Gtu
 from tnn_ref.decay import Decay
 from tnn_ref.model import TnnConfig, TnnEncoder, TnnImageClassifier, TnnLM, count_parameters
 from tnn_ref.norm import SimpleRMSNorm

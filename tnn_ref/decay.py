@@ -29,17 +29,21 @@ class Decay(nn.Module):
         # p = 0 starts every channel at lambda + (1 - lambda) / 2
         self.logit = nn.Parameter(torch.zeros(dim)) if learnable else None
 
+    def _learnable_rates(self, dtype) -> torch.Tensor:
+        """lambda + (1 - lambda) * sigmoid(p) per channel, (dim,), differentiable in p."""
+        return self.rate + (1.0 - self.rate) * torch.sigmoid(self.logit.to(dtype))
+
     def rates(self, dtype=torch.float32) -> torch.Tensor:
         """lambda per channel, detached: (dim,) if learnable, else a 0-d tensor."""
         if self.logit is None:
             return torch.tensor(self.rate, dtype=dtype)
-        return self.rate + (1.0 - self.rate) * torch.sigmoid(self.logit.detach().to(dtype))
+        return self._learnable_rates(dtype).detach()
 
     def forward(self, n: int, device=None, dtype=torch.float32) -> torch.Tensor:
         lags = torch.arange(n, device=device, dtype=torch.float64)[:, None]  # (n, 1)
         if self.logit is None:
             return (self.rate ** lags).to(dtype)  # (n, 1), powers taken in float64
-        rates = self.rate + (1.0 - self.rate) * torch.sigmoid(self.logit.to(torch.float64))  # (dim,)
+        rates = self._learnable_rates(torch.float64)  # (dim,)
         return torch.exp(lags * torch.log(rates)).to(dtype)  # (n, dim): lambda_ch^k
 
     def extra_repr(self) -> str:

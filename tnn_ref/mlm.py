@@ -75,18 +75,23 @@ class MlmTask:
 @torch.no_grad()
 def evaluate_mlm(model, data: torch.Tensor, context: int, mask_id: int, vocab_size: int, batch_size: int = 8,
                  max_tokens: int | None = None, seed: int = 1234) -> dict:
-    """Masked-token loss (nats) and accuracy over non-overlapping windows of `data`, masking seeded by `seed`."""
+    """Masked-token loss (nats) and accuracy over non-overlapping windows of `data`, masking seeded by `seed`.
+
+    All windows are masked in one draw before batching, so `batch_size` changes memory, never the positions scored.
+    """
     if max_tokens is not None:
         data = data[: max_tokens + 1]
     inputs, _ = windows(data, context)  # (w, context)
-    generator = torch.Generator().manual_seed(seed)
+    masked_all, targets_all = mask_tokens(inputs, mask_id, vocab_size, torch.Generator().manual_seed(seed))
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     try:
         for start in range(0, len(inputs), batch_size):
-            masked, targets = mask_tokens(inputs[start : start + batch_size], mask_id, vocab_size, generator)
+            masked, targets = masked_all[start : start + batch_size], targets_all[start : start + batch_size]
+            if not bool((targets != IGNORE).any()):
+                continue  # no masked position here: nothing to score (and cross_entropy would give NaN)
             loss, right, chosen = mlm_loss_and_accuracy(model(masked.to(device)), targets.to(device))
             total_loss += loss.item() * chosen
             correct += int(right)

@@ -1,10 +1,15 @@
-"""Peak memory of a CPU run, as the operating system sees it: the process's peak resident set size (RSS).
+"""Peak memory of a CPU run, as the operating system sees it: the peak resident set size (RSS).
 
-tracemalloc sees only Python's own allocations, not torch's tensors, so we read the RSS instead. Its
-peak (`getrusage`'s ru_maxrss) covers the whole life of a process, so each measured run gets a fresh
-process (`run_in_fresh_process`), and on Linux the peak is reset just before the part being measured
-(writing 5 to /proc/self/clear_refs). A fresh process also starts with an empty heap: memory freed by
-an earlier run and kept by the allocator (see `tnn_ref.allocator`) cannot hide part of the next one.
+tracemalloc sees only Python's own allocations, not torch's tensors, so we read the RSS instead:
+
+- `peak_rss_bytes` is the process's peak (Linux: VmHWM; elsewhere getrusage's ru_maxrss); on Linux
+  `reset_peak_rss` restarts it from the current RSS (writing 5 to /proc/self/clear_refs), so a peak can
+  cover just one part of a run;
+- the RSS counts what the C allocator keeps, not only live tensors. `tnn_ref.allocator.return_freed_memory` makes glibc
+  serve every block above 128 KiB by its own mapping and give it back when freed, so the RSS follows
+  the live tensors (the opposite of `tnn_ref.allocator.reuse_freed_memory`, which is faster);
+- `run_in_fresh_process` gives each measurement its own process, so nothing an earlier run left in the
+  heap, or imported, changes it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, TypeVar
 
 Result = TypeVar("Result")
-
 
 def current_rss_bytes() -> int | None:
     """The resident set size of this process now (Linux: /proc/self/statm), or None where it cannot be read."""
@@ -42,16 +46,15 @@ def reset_peak_rss() -> bool:
 def peak_rss_bytes() -> int:
     """The peak RSS of this process since it started or since the last `reset_peak_rss`.
 
-    Linux: VmHWM from /proc/self/status, the counter that `reset_peak_rss` resets. Not getrusage's ru_maxrss:
-    that one is inherited from the parent across fork and exec, so a child of a large process would report
-    the parent's peak (seen here: 8 GB for every measurement, the notebook kernel's size).
+    Linux: VmHWM from /proc/self/status, the counter that `reset_peak_rss` resets. getrusage's ru_maxrss
+    also keeps the peak saved whenever a thread exits, which a reset cannot clear; it is the fallback.
     """
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024  # reported in kB
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if platform.system() == "Darwin" else peak * 1024  # macOS reports bytes, Linux KiB

@@ -13,7 +13,9 @@ from torch import nn
 from tnn_ref.decay import Decay, check_decay
 from tnn_ref.free_coefficients import FreeCoefficients
 from tnn_ref.rpe import Rpe
-from tnn_ref.toeplitz import circulant_column, fft_length, kernel_spectrum, spectrum_product, toeplitz_fft
+from tnn_ref.ssm import DiagonalSsm, toeplitz_to_ssm
+from tnn_ref.toeplitz import (circulant_column, compute_dtype, fft_length, kernel_spectrum, spectrum_product,
+                              toeplitz_fft)
 
 
 class Tno(nn.Module):
@@ -71,10 +73,8 @@ class Tno(nn.Module):
         r = t[:1] if n == 1 else torch.cat([t[:1], t[n:]])  # (n, dim): t0, t-1, ..., t-(n-1)
         return c, (r if factors is None else r * factors)
 
-    def ssm(self, n: int):
+    def ssm(self, n: int) -> DiagonalSsm:
         """This TNO's causal kernel for lags < n as a diagonal state-space model (see tnn_ref.ssm)."""
-        from tnn_ref.ssm import toeplitz_to_ssm  # ssm depends on nothing here; imported late to keep tno light
-
         if not self.causal:
             raise ValueError("only a causal TNO can be run as a recurrence; this one is bidirectional")
         if getattr(self.source, "features", "index") != "index":
@@ -96,7 +96,8 @@ class Tno(nn.Module):
             return toeplitz_fft(x, c, r, check_finite=False)
         # inference: the coefficients' spectrum depends only on the weights and n, so reuse it across calls
         m = fft_length(n)
-        y, _ = spectrum_product(x.float() if x.dtype != torch.float64 else x, self.spectrum(n), m)
+        spectrum = self.spectrum(n)
+        y, _ = spectrum_product(x.to(compute_dtype(x, spectrum.real)), spectrum, m)
         return y.to(x.dtype)
 
     def spectrum(self, n: int) -> torch.Tensor:
