@@ -1,6 +1,6 @@
 """Benchmarks, measured side by side in one run: timing harness, contestants, command line.
 
-    python -m tnn_ref.bench {toeplitz,layers,all} [--device cuda] [--out FILE] [--sizes 256 1024 ...]
+    python -m tnn_ref.bench {toeplitz,tno,layers,all} [--device cuda [--autocast bf16]] [--out FILE] [--sizes 256 1024 ...]
 
 Timings are medians of repeated calls after a warm-up; each row also keeps the spread (min, max) so a
 reader sees the noise. Goals are stated as ratios between contestants timed in the same run, never as
@@ -58,10 +58,17 @@ def time_call(fn: Callable[[], object], device: torch.device | str = "cpu", *, w
     times: list[float] = []
     start_all = time.perf_counter()
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+        if device.type == "cuda":  # CUDA events time the GPU's work, not the host's launches
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(begin.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
         if len(times) >= 3 and time.perf_counter() - start_all > budget_s:
             break
     return Timing(statistics.median(times), min(times), max(times), len(times))
@@ -158,6 +165,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--out", help="write the results as JSON to this file")
     parser.add_argument("--sizes", type=int, nargs="+", help="sequence lengths to measure (default: the full sweep)")
+    parser.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                        help="tno and layers: run under CUDA bf16 autocast (linear layers in bf16; the TNO's FFTs "
+                             "stay float32)")
     parser.add_argument("--no-reuse-freed-memory", action="store_true",
                         help="leave glibc's malloc at its defaults (see tnn_ref.allocator)")
     args = parser.parse_args(argv)
@@ -166,9 +176,12 @@ def main(argv=None) -> int:
         parser.error("--device cuda was asked for, but torch sees no CUDA device")
     if args.sizes and min(args.sizes) < 1:
         parser.error("--sizes must be positive sequence lengths")
+    if args.autocast != "none" and device.type != "cuda":
+        parser.error("--autocast bf16 is for --device cuda")
+    mixed = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.autocast == "bf16")  # noqa: E731
 
     tuned = False if args.no_reuse_freed_memory else reuse_freed_memory()
-    results = {"environment": {**environment(device), "reuse_freed_memory": tuned}}
+    results = {"environment": {**environment(device), "reuse_freed_memory": tuned, "autocast": args.autocast}}
     if args.what in ("toeplitz", "all"):
         rows = bench_toeplitz(args.sizes or TOEPLITZ_SIZES, device=device)
         results["toeplitz"] = rows
@@ -177,18 +190,21 @@ def main(argv=None) -> int:
     if args.what in ("tno", "all"):
         from tnn_ref.bench_tno import bench_tno, format_tno
 
-        rows = bench_tno(args.sizes or TNO_SIZES, device=device)
+        with mixed():
+            rows = bench_tno(args.sizes or TNO_SIZES, device=device)
         results["tno"] = rows
         print("TNO, batch 8, 768 channels, causal: against the FFT floor and the reference transcription")
         print(format_tno(rows))
     if args.what in ("layers", "all"):
         from tnn_ref.bench_layers import bench_layer_memory, bench_layers, format_layers
 
-        rows = bench_layers(args.sizes or LAYER_SIZES, device=device)
+        with mixed():
+            rows = bench_layers(args.sizes or LAYER_SIZES, device=device)
         results["layers"] = rows
         print("TNN block vs Transformer block (SDPA), d = 256, batch 1 (median of repeats)")
         print(format_layers(rows))
-        memory = bench_layer_memory(args.sizes or LAYER_SIZES, device=device)
+        with mixed():
+            memory = bench_layer_memory(args.sizes or LAYER_SIZES, device=device)
         results["layer_memory"] = memory
         print("peak extra memory of one forward+backward (MiB; CPU: peak RSS in a fresh process)")
         for row in memory:

@@ -6,11 +6,18 @@ atomic checkpoints loaded with weights_only=True, and a resume that continues ex
 step after a resume draws the same batch and the same dropout masks as an uninterrupted run.
 
 What is trained is described by a task object with three methods (see `LmTask`):
-`batch(generator)`, `loss(model, batch)` and `evaluate(model)`.
+`batch(generator)`, `loss(model, batch)` and `evaluate(model)`. A task may instead offer
+`micro_batches(step)`, this process's share of update `step` as a list (see
+`tnn_ref.sharding.ShardedLmTask`): the loop accumulates their gradients, and under torchrun wraps
+the model in DistributedDataParallel, reports and checkpoints from rank 0 only, and reseeds dropout
+from (seed, step, rank) every update so a resume needs no random state from the other ranks.
+
+`python -m tnn_ref.train --help`: the command-line trainer (`tnn_ref.cli`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -22,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from tnn_ref import distributed
 from tnn_ref.data import random_chunks
 from tnn_ref.evaluate import evaluate_lm
 
@@ -81,18 +90,40 @@ class TrainConfig:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """The device to train on; a bare "cuda" becomes the current GPU (under torchrun: GPU LOCAL_RANK)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # DDP needs the index it runs on
     return device
+
+
+def mixed_precision(device: torch.device):
+    """bf16 autocast on CUDA (the TNO's FFTs stay float32 inside it), nothing on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def next_token_loss(model, batch) -> torch.Tensor:
+    """Mean cross-entropy of the next-token logits (in float32, also under bf16 autocast)."""
+    x, y = batch
+    logits = model(x)  # (b, n, vocab)
+    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """A seed for the dropout masks of one update on one rank, a function of those three numbers only."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
 
 class LmTask:
@@ -115,9 +146,7 @@ class LmTask:
         return random_chunks(self.train, self.batch_size, self.context, generator)
 
     def loss(self, model, batch) -> torch.Tensor:
-        x, y = batch
-        logits = model(x)  # (b, n, vocab)
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        return next_token_loss(model, batch)
 
     def evaluate(self, model) -> dict:
         result = evaluate_lm(model, self.val, self.eval_context, self.eval_batch_size, self.eval_tokens)
@@ -133,7 +162,7 @@ class TrainResult:
     stopped_by_budget: bool = False
 
 
-def save_checkpoint(path, model, optimizer, step, generator, history, train_seconds, config) -> None:
+def save_checkpoint(path, model, optimizer, step, generator, history, train_seconds, config, meta=None) -> None:
     """Write atomically (temporary file, then rename), so an interruption never leaves half a checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +176,7 @@ def save_checkpoint(path, model, optimizer, step, generator, history, train_seco
         "history": history,
         "train_seconds": train_seconds,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        "meta": meta or {},  # what rebuilds the model and its data (tnn_ref.cli): plain types only
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -162,15 +192,27 @@ def _batch_to(batch, device):
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
-def train(model: torch.nn.Module, task, config: TrainConfig, resume: bool = False) -> TrainResult:
+def _micro_batches(task, step: int, generator: torch.Generator) -> list:
+    if hasattr(task, "micro_batches"):
+        return task.micro_batches(step)
+    return [task.batch(generator)]
+
+
+def train(model: torch.nn.Module, task, config: TrainConfig, resume: bool = False, meta: dict | None = None) -> TrainResult:
     """Train `model` on `task` for config.steps updates (or until config.time_budget_s).
 
-    resume=True continues from config.checkpoint_path when that file exists.
+    resume=True continues from config.checkpoint_path when that file exists. Under torchrun (after
+    `tnn_ref.distributed.setup()`) every process calls this with the same arguments.
     """
+    here = distributed.place()
     device = pick_device(config.device)
-    seed_everything(config.seed)
+    seed_everything(config.seed)  # the same initial weights in every process (DDP also broadcasts rank 0's)
     model.to(device)
     model.train()
+    ddp = None
+    if here.world > 1:
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = ddp or model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     result = TrainResult()
@@ -189,26 +231,38 @@ def train(model: torch.nn.Module, task, config: TrainConfig, resume: bool = Fals
             start = state["step"]
             result.history = list(state["history"])
             result.train_seconds = state["train_seconds"]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    log = open(config.log_path, "a") if config.log_path else None
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not config.progress,
-               mininterval=2.0, desc="train")
+    seconds_before = result.train_seconds
+    autocast = mixed_precision(device)
+    log = open(config.log_path, "a") if config.log_path and here.is_main else None
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+               disable=not (config.progress and here.is_main), mininterval=2.0, desc="train")
     step = start
     try:
         for step in bar:
             tick = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = config.lr_at(step)
-            batch = _batch_to(task.batch(generator), device)
-            with autocast:
-                loss = task.loss(model, batch)
+            if here.world > 1:
+                torch.manual_seed(step_seed(config.seed, step, here.rank))
+            batches = _micro_batches(task, step, generator)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss = 0.0
+            for i, batch in enumerate(batches):
+                # DDP averages gradients across processes once per update, on the last micro-batch
+                sync = ddp.no_sync() if ddp is not None and i + 1 < len(batches) else contextlib.nullcontext()
+                with sync:
+                    with autocast:
+                        loss = task.loss(forward, _batch_to(batch, device)) / len(batches)
+                    loss.backward()
+                step_loss += loss.item()
             if config.clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
-            loss_value = loss.item()
-            result.train_seconds += time.perf_counter() - tick
+            elapsed = time.perf_counter() - tick
+            # one collective: the loss averaged over ranks, and rank 0's clock (so every rank stops together)
+            loss_sum, elapsed = distributed.sum_across_ranks([step_loss, elapsed if here.is_main else 0.0], device)
+            loss_value = loss_sum / here.world
+            result.train_seconds += elapsed
             result.losses.append(loss_value)
             result.steps_done = step + 1
             bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
@@ -219,13 +273,17 @@ def train(model: torch.nn.Module, task, config: TrainConfig, resume: bool = Fals
                     metrics = task.evaluate(model)
                 row = {"step": step + 1, "train_loss": loss_value, "lr": config.lr_at(step),
                        "train_seconds": result.train_seconds, **metrics}
+                if hasattr(task, "tokens_per_update"):  # all ranks together, over this call's updates
+                    row["tokens_per_s"] = (step + 1 - start) * task.tokens_per_update / (result.train_seconds - seconds_before)
                 result.history.append(row)
                 if log:
                     log.write(json.dumps(row) + "\n")
                     log.flush()
             if config.checkpoint_path and (last or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
-                save_checkpoint(config.checkpoint_path, model, optimizer, step + 1, generator, result.history,
-                                result.train_seconds, config)
+                if here.is_main:
+                    save_checkpoint(config.checkpoint_path, model, optimizer, step + 1, generator, result.history,
+                                    result.train_seconds, config, meta)
+                distributed.barrier()  # nobody runs ahead of (or resumes before) a complete checkpoint
             if out_of_time:
                 result.stopped_by_budget = True
                 break
@@ -234,3 +292,9 @@ def train(model: torch.nn.Module, task, config: TrainConfig, resume: bool = Fals
         if log:
             log.close()
     return result
+
+
+if __name__ == "__main__":
+    from tnn_ref.cli import train_main
+
+    train_main()

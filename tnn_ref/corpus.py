@@ -1,0 +1,153 @@
+"""A tokenised corpus for the command-line trainer: text source + tokenizer -> memory-mapped token arrays.
+
+Sources: 'tinyshakespeare', 'wikitext103', or a folder of text files (see `tnn_ref.wikitext`).
+Tokenizers: 'char' (the corpus's characters) or 'bpe' (byte-level BPE learned on the training split).
+The BPE and every split's token ids are written once into a cache folder and memory-mapped after
+that, so each process of a multi-GPU run reads the same pages instead of holding its own copy. Under
+torchrun the first process of each machine builds the cache while the others wait at a barrier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tnn_ref import distributed
+from tnn_ref.bpe import PAPER_VOCAB_SIZE, Bpe, line_chunks
+from tnn_ref.data import (SHAKESPEARE_FILE, SHAKESPEARE_SHA256, SHAKESPEARE_URL, CharVocab, cache_dir, find_or_download,
+                          sha256_of, split_by_position)
+from tnn_ref.wikitext import SPLITS, text_folder_splits, wikitext103_folder
+
+TOKENIZERS = ("char", "bpe")
+CACHE_SUBFOLDER = "tnn_ref_cache"
+
+
+@dataclass
+class TokenCorpus:
+    """Token ids of each split as 1-D integer arrays (memory-mapped from the cache) and the tokenizer."""
+
+    name: str
+    tokenizer: CharVocab | Bpe
+    tokenizer_kind: str
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        return getattr(self, name)
+
+
+def tokenizer_to_json(tokenizer) -> str:
+    if isinstance(tokenizer, Bpe):
+        return json.dumps({"kind": "bpe", "bpe": tokenizer.to_json()})
+    return json.dumps({"kind": "char", "chars": tokenizer.chars})
+
+
+def tokenizer_from_json(text: str):
+    state = json.loads(text)
+    return Bpe.from_json(state["bpe"]) if state["kind"] == "bpe" else CharVocab.from_chars(state["chars"])
+
+
+def _source_files(data: str, data_dir) -> tuple[str, dict[str, list[Path]], Path]:
+    """(corpus name, files of each split or of 'all', default cache folder)."""
+    if data == "tinyshakespeare":
+        path = find_or_download(SHAKESPEARE_FILE, SHAKESPEARE_URL, SHAKESPEARE_SHA256, data_dir)  # verified
+        return data, {"all": [path]}, cache_dir() / "tokens"  # small: keep shared data folders untouched
+    if data == "wikitext103":
+        folder = wikitext103_folder(data_dir)
+        return data, text_folder_splits(folder), _default_cache(folder)
+    folder = Path(data)
+    return folder.name, text_folder_splits(folder), _default_cache(folder)
+
+
+def _read(files: list[Path]) -> str:
+    return "".join(path.read_text(encoding="utf-8") for path in files)
+
+
+def _split_texts(files: dict[str, list[Path]]) -> dict[str, str]:
+    if "all" in files:
+        return dict(zip(SPLITS, split_by_position(_read(files["all"]))))
+    return {split: _read(files[split]) for split in SPLITS}
+
+
+def _default_cache(folder: Path) -> Path:
+    """Beside the data when that folder is writable, else the user's cache folder."""
+    if os.access(folder, os.W_OK):
+        return folder / CACHE_SUBFOLDER
+    return cache_dir() / "tokens" / folder.name
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    write(tmp)
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def _cached_array(path: Path, build) -> np.ndarray:
+    """The token array stored at path (memory-mapped, read-only), built and written first if missing."""
+    meta_path = path.with_suffix(".json")
+    if not (path.is_file() and meta_path.is_file()):
+        ids = build()
+        dtype = np.uint16 if ids.size == 0 or ids.max() < 2**16 else np.uint32  # GPT-2's 50,265 ids fit 16 bits
+        _atomic_write(path, lambda tmp: ids.astype(dtype).tofile(tmp))
+        _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps({"dtype": np.dtype(dtype).name,
+                                                                        "count": int(ids.size)})))
+    meta = json.loads(meta_path.read_text())
+    if meta["count"] == 0:
+        return np.zeros(0, dtype=meta["dtype"])
+    return np.memmap(path, dtype=meta["dtype"], mode="r", shape=(meta["count"],))
+
+
+def _build_tokenizer(kind: str, texts: dict[str, str], vocab_size: int):
+    if kind == "char":
+        return CharVocab("".join(texts.values()))  # every split's characters, so no split meets an unknown one
+    return Bpe.train((line for chunk in line_chunks(texts["train"]) for line in chunk), vocab_size=vocab_size)
+
+
+def load_corpus(data: str = "tinyshakespeare", tokenizer: str = "char", vocab_size: int = PAPER_VOCAB_SIZE,
+                data_dir=None, cache: str | os.PathLike | None = None, tokenizer_json: str | None = None) -> TokenCorpus:
+    """Tokenise (once) and memory-map a corpus.
+
+    data: 'tinyshakespeare', 'wikitext103' or a folder of text files; tokenizer: 'char' or 'bpe';
+    tokenizer_json: a saved tokenizer (from a checkpoint) to use instead of building one;
+    cache: where the tokenizer and token arrays go (default: beside the data if writable).
+    """
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+    place = distributed.place()
+    if place.local_rank != 0:
+        distributed.barrier()  # wait until this machine's first process has built the cache
+    try:
+        name, files, default_cache = _source_files(data, data_dir)
+        cache = Path(cache) if cache is not None else default_cache
+        cache.mkdir(parents=True, exist_ok=True)
+        sources = hashlib.sha256("".join(sha256_of(p) for paths in files.values() for p in paths).encode())
+        texts = None
+        if tokenizer_json is None:
+            tok_path = cache / f"{name}.{tokenizer}{vocab_size if tokenizer == 'bpe' else ''}.{sources.hexdigest()[:16]}.json"
+            if not tok_path.is_file():
+                texts = _split_texts(files)
+                built = _build_tokenizer(tokenizer, texts, vocab_size)
+                _atomic_write(tok_path, lambda tmp: tmp.write_text(tokenizer_to_json(built)))
+            tokenizer_json = tok_path.read_text()
+        tok = tokenizer_from_json(tokenizer_json)
+        key = hashlib.sha256(sources.digest() + tokenizer_json.encode()).hexdigest()[:16]
+        arrays = {}
+        for split in SPLITS:
+            def build(split=split):
+                nonlocal texts
+                texts = texts or _split_texts(files)
+                return tok.encode_array(texts[split])
+            arrays[split] = _cached_array(cache / f"{name}.{split}.{key}.bin", build)
+    finally:
+        if place.local_rank == 0:
+            distributed.barrier()  # the cache is complete: release the other processes of this machine
+    kind = "bpe" if isinstance(tok, Bpe) else "char"
+    return TokenCorpus(name, tok, kind, arrays["train"], arrays["valid"], arrays["test"])
