@@ -1,3 +1,8 @@
+"""Why the TNN block is slow on a GPU at short lengths: wall times and a torch.profiler table.
+
+Run on a CUDA machine from the repository root: PYTHONPATH=. python3 scripts/profile_block_gpu.py
+(its H200 output: results/h200/profile_tnn_block.txt).
+"""
 import torch, time
 from torch.profiler import profile, ProfilerActivity
 from tnn_ref.bench_layers import layer_pair
