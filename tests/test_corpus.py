@@ -127,3 +127,14 @@ def test_character_corpus_matches_the_notebooks_tiny_shakespeare(tmp_path):
     assert corpus.tokenizer.chars == reference.vocab.chars
     for ours, theirs in ((corpus.train, reference.train), (corpus.valid, reference.val), (corpus.test, reference.test)):
         assert np.array_equal(np.asarray(ours, dtype=np.int64), theirs.numpy())
+
+
+def test_wikitext_under_tnn_data_dir_is_cached_beside_it(tmp_path, offline):
+    folder = write_wikitext(tmp_path / "data" / "wikitext-103-raw")
+    offline.setenv("TNN_DATA_DIR", str(tmp_path / "data"))
+    corpus = load_corpus("wikitext103", "bpe", vocab_size=300)
+    assert corpus.name == "wikitext103" and len(corpus.tokenizer) == 300
+    assert corpus.tokenizer.decode(corpus.test) == RAW["test"]
+    cached = sorted(p.name for p in (folder / "tnn_ref_cache").iterdir())  # beside the data: it is writable
+    assert any(name.endswith(".json") and ".bpe300." in name for name in cached)
+    assert sum(name.endswith(".bin") for name in cached) == 3
