@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tnn_ref.checks import require_positive_int
 from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
 
 POSITIONS = ("sinusoidal", "alibi", "none")
@@ -36,9 +37,7 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "dim", "layers", "heads", "num_classes", "image_size", "patch_size", "channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            require_positive_int(name, getattr(self, name))
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if self.position not in POSITIONS:

@@ -200,11 +200,10 @@ def main(argv=None) -> int:
 
         with mixed():
             rows = bench_layers(args.sizes or LAYER_SIZES, device=device)
+            memory = bench_layer_memory(args.sizes or LAYER_SIZES, device=device)
         results["layers"] = rows
         print("TNN block vs Transformer block (SDPA), d = 256, batch 1 (median of repeats)")
         print(format_layers(rows))
-        with mixed():
-            memory = bench_layer_memory(args.sizes or LAYER_SIZES, device=device)
         results["layer_memory"] = memory
         print("peak extra memory of one forward+backward (MiB; CPU: peak RSS in a fresh process)")
         for row in memory:

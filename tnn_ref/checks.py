@@ -52,6 +52,13 @@ def require_ndim(name: str, value, allowed: tuple[int, ...], meaning: str) -> No
         raise ValueError(f"{name} must have shape {meaning}, got shape {tuple(value.shape)}")
 
 
+def require_positive_int(name: str, value) -> int:
+    """A count or size: an int (not a bool) of at least 1. Returns it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
 def require_positive_length(name: str, n: int) -> None:
     """Sequences must hold at least one position."""
     if n < 1:

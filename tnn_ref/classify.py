@@ -15,6 +15,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from tnn_ref.checks import require_positive_int
+
 
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Variable-length id lists -> (ids (N, longest) long, padded with pad_id at the end; lengths (N,) long)."""
@@ -109,9 +111,8 @@ class ClassificationTask:
     """
 
     def __init__(self, train: LabelledData, held_out: LabelledData, batch_size: int, eval_batch_size: int = 64):
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        require_positive_int("batch_size", batch_size)
+        require_positive_int("eval_batch_size", eval_batch_size)
         self.train, self.held_out = train, held_out
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.positions_drawn = 0

@@ -9,6 +9,7 @@ torchrun the first process of each machine builds the cache while the others wai
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +34,6 @@ class TokenCorpus:
 
     name: str
     tokenizer: CharVocab | Bpe
-    tokenizer_kind: str
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
@@ -129,25 +129,19 @@ def load_corpus(data: str = "tinyshakespeare", tokenizer: str = "char", vocab_si
         cache = Path(cache) if cache is not None else default_cache
         cache.mkdir(parents=True, exist_ok=True)
         sources = hashlib.sha256("".join(sha256_of(p) for paths in files.values() for p in paths).encode())
-        texts = None
+        texts = functools.cache(lambda: _split_texts(files))  # read only if something must be built
         if tokenizer_json is None:
             tok_path = cache / f"{name}.{tokenizer}{vocab_size if tokenizer == 'bpe' else ''}.{sources.hexdigest()[:16]}.json"
             if not tok_path.is_file():
-                texts = _split_texts(files)
-                built = _build_tokenizer(tokenizer, texts, vocab_size)
+                built = _build_tokenizer(tokenizer, texts(), vocab_size)
                 _atomic_write(tok_path, lambda tmp: tmp.write_text(tokenizer_to_json(built)))
             tokenizer_json = tok_path.read_text()
         tok = tokenizer_from_json(tokenizer_json)
         key = hashlib.sha256(sources.digest() + tokenizer_json.encode()).hexdigest()[:16]
-        arrays = {}
-        for split in SPLITS:
-            def build(split=split):
-                nonlocal texts
-                texts = texts or _split_texts(files)
-                return tok.encode_array(texts[split])
-            arrays[split] = _cached_array(cache / f"{name}.{split}.{key}.bin", build)
+        arrays = {split: _cached_array(cache / f"{name}.{split}.{key}.bin",
+                                       lambda split=split: tok.encode_array(texts()[split]))
+                  for split in SPLITS}
     finally:
         if place.local_rank == 0:
             distributed.barrier()  # the cache is complete: release the other processes of this machine
-    kind = "bpe" if isinstance(tok, Bpe) else "char"
-    return TokenCorpus(name, tok, kind, arrays["train"], arrays["valid"], arrays["test"])
+    return TokenCorpus(name, tok, arrays["train"], arrays["valid"], arrays["test"])

@@ -22,6 +22,8 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
+from tnn_ref.checks import require_positive_int
+
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 CLOSE = "]"
 DIGITS = tuple(str(v) for v in range(10))
@@ -131,9 +133,7 @@ class ListOpsConfig:
 
     def __post_init__(self):
         for name in ("min_length", "max_length", "max_depth"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            require_positive_int(name, getattr(self, name))
         if isinstance(self.max_args, bool) or not isinstance(self.max_args, int) or self.max_args < 2:
             raise ValueError(f"max_args must be an int >= 2 (an operator takes at least 2 arguments), got {self.max_args!r}")
         if self.min_length > self.max_length:

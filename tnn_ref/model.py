@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from tnn_ref.checks import require_positive_int
 from tnn_ref.blocks import Gtu, TnnBlock
 from tnn_ref.decay import check_decay
 from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
@@ -47,9 +48,7 @@ class TnnConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "dim", "layers", "expand", "rpe_dim", "num_classes", "image_size", "patch_size", "channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            require_positive_int(name, getattr(self, name))
         if self.glu_dim is not None and self.glu_dim < 1:
             raise ValueError(f"glu_dim must be None or a positive int, got {self.glu_dim!r}")
         if self.rpe_layers < 0:

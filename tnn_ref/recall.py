@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tnn_ref.checks import require_positive_int
+
 
 @dataclass(frozen=True)
 class RecallConfig:
@@ -31,9 +33,7 @@ class RecallConfig:
 
     def __post_init__(self):
         for name in ("length", "pairs", "keys", "values", "noise"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            require_positive_int(name, getattr(self, name))
         for name in ("keys", "values"):
             if getattr(self, name) < self.pairs:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be >= pairs ({self.pairs}): {name} are distinct "
@@ -61,8 +61,7 @@ class RecallConfig:
 
 def associative_recall(count: int, config: RecallConfig = RecallConfig(), seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens (count, length) long, labels (count,) long in [0, values)), seeded and deterministic."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    require_positive_int("count", count)
     generator = torch.Generator().manual_seed(seed)
     p = config.pairs
     keys = torch.rand(count, config.keys, generator=generator).argsort(dim=1)[:, :p]  # (count, P): distinct per row

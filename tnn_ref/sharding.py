@@ -17,15 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tnn_ref.checks import require_positive_int
 from tnn_ref.distributed import place
 from tnn_ref.evaluate import evaluate_lm
 from tnn_ref.train import next_token_loss
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class WindowSampler:
@@ -33,10 +28,10 @@ class WindowSampler:
 
     def __init__(self, num_tokens: int, context: int, sequences_per_update: int, micro_batch: int,
                  world: int = 1, rank: int = 0, seed: int = 0):
-        self.context = _positive_int("context", context)
-        self.sequences_per_update = _positive_int("sequences_per_update", sequences_per_update)
-        self.micro_batch = _positive_int("micro_batch", micro_batch)
-        self.world = _positive_int("world", world)
+        self.context = require_positive_int("context", context)
+        self.sequences_per_update = require_positive_int("sequences_per_update", sequences_per_update)
+        self.micro_batch = require_positive_int("micro_batch", micro_batch)
+        self.world = require_positive_int("world", world)
         if not 0 <= rank < world:
             raise ValueError(f"rank must be in [0, {world}), got {rank!r}")
         if sequences_per_update % (world * micro_batch):

@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tnn_ref import distributed
+from tnn_ref.checks import require_positive_int
 from tnn_ref.data import random_chunks
 from tnn_ref.evaluate import evaluate_lm
 
@@ -60,9 +61,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("steps", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            require_positive_int(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.warmup < 0:
@@ -246,7 +245,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, resume: bool = Fals
                 torch.manual_seed(step_seed(config.seed, step, here.rank))
             batches = _micro_batches(task, step, generator)
             optimizer.zero_grad(set_to_none=True)
-            step_loss = 0.0
+            step_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: one sync per update
             for i, batch in enumerate(batches):
                 # DDP averages gradients across processes once per update, on the last micro-batch
                 sync = ddp.no_sync() if ddp is not None and i + 1 < len(batches) else contextlib.nullcontext()
@@ -254,10 +253,11 @@ def train(model: torch.nn.Module, task, config: TrainConfig, resume: bool = Fals
                     with autocast:
                         loss = task.loss(forward, _batch_to(batch, device)) / len(batches)
                     loss.backward()
-                step_loss += loss.item()
+                step_loss += loss.detach().double()
             if config.clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
+            step_loss = step_loss.item()  # waits for the GPU, so the clock below counts its work
             elapsed = time.perf_counter() - tick
             # one collective: the loss averaged over ranks, and rank 0's clock (so every rank stops together)
             loss_sum, elapsed = distributed.sum_across_ranks([step_loss, elapsed if here.is_main else 0.0], device)
