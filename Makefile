@@ -26,8 +26,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $@
 
-## make test: pytest on tests/, then nbval re-executes every notebook in quick mode.
+## make test: the layers and the lint, pytest on tests/, then nbval re-executes every notebook in quick mode.
 test: $(VENV)/.installed
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests/ -q
 	TNN_QUICK=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:randomly -q notebooks/
 

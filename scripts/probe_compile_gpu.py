@@ -4,9 +4,13 @@ Run on a CUDA machine from the repository root: PYTHONPATH=. python3 scripts/pro
 (its H200 output: results/h200/probe_ddp_nccl_and_compile.txt). A probe, not a benchmark of the package:
 tnn_ref does not compile anything itself.
 """
-import time, torch, sys
-from tnn_ref.bench import time_call
-from tnn_ref.bench_layers import layer_pair
+import time
+
+import torch
+
+from tnn_ref.bench.harness import time_call
+from tnn_ref.bench.layers import layer_pair
+
 torch.backends.cuda.matmul.allow_tf32 = True
 tnn, att = (m.cuda() for m in layer_pair(256))
 modes = {"eager": lambda b: b, "compile": lambda b: torch.compile(b, dynamic=False),
@@ -21,7 +25,8 @@ for n in (1024, 16384):
                 def fb():
                     f(x).sum().backward()
                 with torch.autocast("cuda", dtype=torch.bfloat16):
-                    fb(); torch.cuda.synchronize()
+                    fb()
+                    torch.cuda.synchronize()
                     first = time.perf_counter() - t0
                     t = time_call(fb, "cuda", warmup=3, repeats=10)
                 print(f"n={n} {mode:20s} {name:5s} f+b {t.median*1e3:7.2f} ms (first call {first:5.1f} s)", flush=True)

@@ -3,9 +3,13 @@
 Run on a CUDA machine from the repository root: PYTHONPATH=. python3 scripts/profile_block_gpu.py
 (its H200 output: results/h200/profile_tnn_block.txt).
 """
-import torch, time
-from torch.profiler import profile, ProfilerActivity
-from tnn_ref.bench_layers import layer_pair
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from tnn_ref.bench.layers import layer_pair
+
 torch.backends.cuda.matmul.allow_tf32 = True
 tnn, att = (m.cuda() for m in layer_pair(256))
 for n in (1024, 16384):

@@ -4,12 +4,13 @@ one TNO against its FFT floor, then a torch.profiler table of the TNN step.
 Run on a CUDA machine from the repository root: PYTHONPATH=. python3 scripts/profile_lm_gpu.py
 (its H200 output: results/h200/profile_paper_lm_step.txt).
 """
-import time, torch
+import torch
 import torch.nn.functional as F
-from torch.profiler import profile, ProfilerActivity
-from tnn_ref.model import TnnConfig, TnnLM
+from torch.profiler import ProfilerActivity, profile
+
 from tnn_ref.baselines import TransformerConfig, TransformerLM
-from tnn_ref.bench import time_call
+from tnn_ref.bench.harness import time_call
+from tnn_ref.model import TnnConfig, TnnLM
 from tnn_ref.toeplitz import fft_length
 
 torch.manual_seed(0)

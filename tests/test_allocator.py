@@ -4,7 +4,7 @@ import platform
 
 import torch
 
-from tnn_ref.allocator import reuse_freed_memory
+from tnn_ref.bench.allocator import reuse_freed_memory
 from tnn_ref.toeplitz import toeplitz_fft
 
 

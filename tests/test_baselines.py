@@ -81,8 +81,9 @@ def test_bad_config_and_tokens():
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_blocked_alibi_attention_equals_full(causal):
-    from tnn_ref.baselines import alibi_attention
     import torch.nn.functional as F
+
+    from tnn_ref.baselines import alibi_attention
 
     q, k, v = (torch.randn(2, 3, 37, 4, dtype=torch.float64) for _ in range(3))
     full = F.scaled_dot_product_attention(q, k, v, attn_mask=alibi_bias(37, 3, causal).double())

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from tnn_ref.bench import Timing, bench_toeplitz, format_toeplitz, main, time_call
+from tnn_ref.bench.__main__ import main
+from tnn_ref.bench.harness import Timing, time_call
+from tnn_ref.bench.toeplitz import bench_toeplitz, format_toeplitz
 
 
 def test_time_call_counts_and_orders():
@@ -41,7 +43,7 @@ def test_cli_rejects_bad_sizes():
 
 
 def test_bench_layers_rows():
-    from tnn_ref.bench_layers import bench_layers, format_layers
+    from tnn_ref.bench.layers import bench_layers, format_layers
 
     rows = bench_layers([16, 33], dim=16)
     assert [row["n"] for row in rows] == [16, 33]
@@ -52,8 +54,8 @@ def test_bench_layers_rows():
 
 
 def test_bench_tno_and_layer_memory_rows():
-    from tnn_ref.bench_layers import bench_layer_memory
-    from tnn_ref.bench_tno import bench_tno, format_tno
+    from tnn_ref.bench.layers import bench_layer_memory
+    from tnn_ref.bench.tno import bench_tno, format_tno
 
     rows = bench_tno([32, 50], batch=2, dim=8)
     assert [row["fft_size"] for row in rows] == [64, 100]
@@ -68,7 +70,7 @@ def test_fresh_process_peak_does_not_inherit_the_parents():
     """ru_maxrss survives fork and exec; the measurement must not report this process's own size."""
     import torch
 
-    from tnn_ref.bench_layers import bench_layer_memory
+    from tnn_ref.bench.layers import bench_layer_memory
 
     ballast = torch.ones(400 * 2**20 // 4)  # 400 MiB held by this (parent) process
     memory = bench_layer_memory([64], dim=16)

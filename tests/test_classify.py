@@ -7,12 +7,18 @@ import pytest
 import torch
 
 from tnn_ref.baselines import TransformerConfig, TransformerEncoder
-from tnn_ref.classify import (ClassificationTask, LabelledData, class_logits, pad_sequences, padding_mask,
-                              split_indices)
-from tnn_ref.long_range import format_results, measured_training
+from tnn_ref.bench.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
+from tnn_ref.experiments.long_range import format_results, measured_training
 from tnn_ref.model import TnnConfig, TnnEncoder, TnnImageClassifier
-from tnn_ref.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
-from tnn_ref.train import TrainConfig, train
+from tnn_ref.tasks.classify import (
+    ClassificationTask,
+    LabelledData,
+    class_logits,
+    pad_sequences,
+    padding_mask,
+    split_indices,
+)
+from tnn_ref.training.loop import TrainConfig, train
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +122,7 @@ def _peak_of_a_64_mib_tensor() -> int | None:
 
 
 def test_peak_rss_sees_torch_allocations():
-    # a fresh process: this one may hold freed blocks (tnn_ref.allocator) that would absorb the tensor
+    # a fresh process: this one may hold freed blocks (tnn_ref.bench.allocator) that would absorb the tensor
     rise = run_in_fresh_process(_peak_of_a_64_mib_tensor)
     if rise is None:
         pytest.skip("no /proc: peak RSS cannot be reset here")

@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 
-from tnn_ref import bpe as bpe_module
-from tnn_ref.bpe import Bpe
-from tnn_ref.corpus import load_corpus, tokenizer_from_json, tokenizer_to_json
-from tnn_ref.data import tinyshakespeare
-from tnn_ref.wikitext import read_wikitext103, wikitext103_folder
+from tnn_ref.tasks import bpe as bpe_module
+from tnn_ref.tasks.bpe import Bpe
+from tnn_ref.tasks.corpus import load_corpus, tokenizer_from_json, tokenizer_to_json
+from tnn_ref.tasks.shakespeare import tinyshakespeare
+from tnn_ref.tasks.wikitext import read_wikitext103, wikitext103_folder
 
 pytest.importorskip("tokenizers")
 

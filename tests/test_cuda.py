@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tnn_ref.generate import generate
+from tnn_ref.decoding import generate
 from tnn_ref.model import TnnConfig, TnnLM
 from tnn_ref.tno import Tno
 from tnn_ref.toeplitz import toeplitz_fft, toeplitz_fft_plain, toeplitz_matrix

@@ -6,17 +6,10 @@ import os
 import pytest
 import torch
 
-import tnn_ref.data as data
-from tnn_ref.data import (
-    SHAKESPEARE_SHA256,
-    CharCorpus,
-    ChecksumError,
-    download,
-    find_or_download,
-    random_chunks,
-    tinyshakespeare,
-    windows,
-)
+import tnn_ref.tasks.shakespeare as shakespeare
+from tnn_ref.tasks.batches import random_chunks, windows
+from tnn_ref.tasks.download import ChecksumError, download, find_or_download
+from tnn_ref.tasks.shakespeare import SHAKESPEARE_SHA256, CharCorpus, tinyshakespeare
 
 
 def test_shared_copy_verifies_and_splits():
@@ -65,12 +58,12 @@ def test_download_from_local_url_and_cache(tmp_path, monkeypatch):
 def test_offline_without_copy_says_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.delenv("TNN_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(data, "SHAKESPEARE_URL", (tmp_path / "missing.txt").as_uri())
+    monkeypatch.setattr(shakespeare, "SHAKESPEARE_URL", (tmp_path / "missing.txt").as_uri())
     with pytest.raises(FileNotFoundError, match="set TNN_DATA_DIR"):
-        data.load_tinyshakespeare()
+        shakespeare.load_tinyshakespeare()
     monkeypatch.setenv("TNN_DATA_DIR", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="holds no tinyshakespeare.txt"):
-        data.load_tinyshakespeare()
+        shakespeare.load_tinyshakespeare()
 
 
 def test_vocab_round_trip_and_unknown():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tnn_ref.digits import PIXEL_LEVELS, load_digit_images, pixel_sequences, quantise_pixels
+from tnn_ref.tasks.digits import PIXEL_LEVELS, load_digit_images, pixel_sequences, quantise_pixels
 
 
 @pytest.fixture(scope="module")

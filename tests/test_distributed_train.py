@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from tnn_ref.cli import load_model
-from tnn_ref.corpus import load_corpus
-from tnn_ref.evaluate import evaluate_lm
+from tnn_ref.tasks.corpus import load_corpus
+from tnn_ref.training.cli import load_model
+from tnn_ref.training.evaluate import evaluate_lm
 
 STEPS = 6
 # 8 samples of 64 tokens per update: 1 process x 4 x 2 accumulation, or 2 processes x 4 x 1

@@ -5,7 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tnn_ref.figures import quick_mode, save_figure  # noqa: E402
+from tnn_ref.experiments.figures import quick_mode, save_figure  # noqa: E402
 
 
 def test_quick_mode_reads_environment(monkeypatch):

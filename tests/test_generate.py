@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tnn_ref.generate import generate
+from tnn_ref.decoding import generate
 from tnn_ref.model import TnnConfig, TnnLM
 
 CONFIG = TnnConfig(vocab_size=13, dim=16, layers=2, expand=2, rpe_dim=8, rpe_layers=1)

@@ -5,9 +5,21 @@ import statistics
 
 import pytest
 
-from tnn_ref.listops import (CLOSE, OPERATORS, PAD_ID, VOCAB, ListOpsConfig, apply_operator, decode_listops,
-                             encode_listops, evaluate_listops, generate_listops, listops_splits, longest_expression,
-                             parse_expression)
+from tnn_ref.tasks.listops import (
+    CLOSE,
+    OPERATORS,
+    PAD_ID,
+    VOCAB,
+    ListOpsConfig,
+    apply_operator,
+    decode_listops,
+    encode_listops,
+    evaluate_listops,
+    generate_listops,
+    listops_splits,
+    longest_expression,
+    parse_expression,
+)
 
 
 @pytest.mark.parametrize("text, value", [

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from tnn_ref.baselines import TransformerConfig, TransformerEncoder
-from tnn_ref.data import CharCorpus
-from tnn_ref.mlm import IGNORE, MlmTask, evaluate_mlm, mask_tokens
 from tnn_ref.model import TnnConfig, TnnEncoder
-from tnn_ref.train import TrainConfig, train
+from tnn_ref.tasks.mlm import IGNORE, MlmTask, evaluate_mlm, mask_tokens
+from tnn_ref.tasks.shakespeare import CharCorpus
+from tnn_ref.training.loop import TrainConfig, train
 
 
 def test_mask_rates():

@@ -13,10 +13,22 @@ def package_name(spec: str) -> str:
     return re.split(r"[<>=!~ \[]", spec.strip(), maxsplit=1)[0].lower()
 
 
+def pyproject_project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def extra_packages(extra: str) -> set[str]:
+    """The packages of one extra, with the extras it names of tnn_ref itself (tnn_ref[notebooks]) expanded."""
+    names = set()
+    for spec in pyproject_project()["optional-dependencies"][extra]:
+        inner = re.fullmatch(r"tnn_ref\[([\w,\s-]+)\]", spec.strip())
+        names |= set().union(*(extra_packages(e.strip()) for e in inner.group(1).split(","))) if inner else {package_name(spec)}
+    return names
+
+
 def pyproject_packages() -> set[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    specs = project["dependencies"] + project["optional-dependencies"]["dev"]
-    return {package_name(s) for s in specs}
+    """What `make` installs: the core dependencies and the dev extra (which includes the notebooks extra)."""
+    return {package_name(s) for s in pyproject_project()["dependencies"]} | extra_packages("dev")
 
 
 def conda_packages() -> set[str]:
@@ -35,3 +47,9 @@ def test_same_dependencies():
 
 def test_conda_installs_the_package():
     assert "- -e ." in (ROOT / "environment.yml").read_text()
+
+
+def test_the_model_needs_only_its_numeric_stack():
+    # pip install tnn_ref brings torch, numpy, scipy and tqdm; plotting, scikit-learn and Jupyter are extras
+    assert {package_name(s) for s in pyproject_project()["dependencies"]} == {"torch", "numpy", "scipy", "tqdm"}
+    assert {"matplotlib", "scikit-learn", "jupyterlab"} <= extra_packages("notebooks")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tnn_ref.recall import RecallConfig, associative_recall, query_blind_accuracy, recall_answer
+from tnn_ref.tasks.recall import RecallConfig, associative_recall, query_blind_accuracy, recall_answer
 
 
 @pytest.mark.parametrize("config", [RecallConfig(), RecallConfig(length=64, pairs=3, keys=5, values=7, noise=2),

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tnn_ref.reference_tno import reference_tno_forward
+from tnn_ref.bench.reference_tno import reference_tno_forward
 from tnn_ref.tno import Tno
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from tnn_ref.data import windows
-from tnn_ref.sharding import ShardedLmTask, WindowSampler
+from tnn_ref.tasks.batches import windows
+from tnn_ref.training.sharding import ShardedLmTask, WindowSampler
 
 
 def epoch_windows(num_tokens, context, per_update, micro, world, seed=0, epoch=0):

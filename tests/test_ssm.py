@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from tnn_ref.decoding import LmDecoder
-from tnn_ref.generate import generate
+from tnn_ref.decoding import LmDecoder, generate
 from tnn_ref.model import TnnConfig, TnnEncoder, TnnLM
 from tnn_ref.ssm import ssm_kernel, toeplitz_to_ssm
 from tnn_ref.tno import Tno

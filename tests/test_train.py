@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from tnn_ref.data import CharCorpus
 from tnn_ref.model import TnnConfig, TnnLM
-from tnn_ref.train import LmTask, TrainConfig, load_checkpoint, train
+from tnn_ref.tasks.shakespeare import CharCorpus
+from tnn_ref.training.loop import LmTask, TrainConfig, load_checkpoint, train
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 SMALL = TnnConfig(vocab_size=1, dim=16, layers=1, expand=2, rpe_dim=8, rpe_layers=1, dropout=0.1)

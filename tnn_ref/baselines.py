@@ -49,11 +49,11 @@ class TransformerConfig:
     def ffn_hidden(self) -> int:
         return 4 * self.dim if self.ffn_dim is None else self.ffn_dim
 
-    def with_(self, **changes) -> "TransformerConfig":
+    def with_(self, **changes) -> TransformerConfig:
         return replace(self, **changes)
 
     @classmethod
-    def paper_lm(cls) -> "TransformerConfig":
+    def paper_lm(cls) -> TransformerConfig:
         """The paper's Transformer LM baseline: 6 layers, width 512, 8 heads, FFN 2048 (44.65M in the paper)."""
         return cls(vocab_size=50265, dim=512, layers=6, heads=8, ffn_dim=2048, dropout=0.1)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from tnn_ref.checks import require_positive_int
 from tnn_ref.blocks import Gtu, TnnBlock
+from tnn_ref.checks import require_positive_int
 from tnn_ref.decay import check_decay
 from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
 from tnn_ref.tno import Tno, Tno2d
@@ -65,24 +65,24 @@ class TnnConfig:
     def glu_hidden(self) -> int:
         return self.dim if self.glu_dim is None else self.glu_dim
 
-    def with_(self, **changes) -> "TnnConfig":
+    def with_(self, **changes) -> TnnConfig:
         """A copy with some fields changed: TnnConfig.paper_lm().with_(vocab_size=65)."""
         return replace(self, **changes)
 
     @classmethod
-    def paper_lm(cls) -> "TnnConfig":
-        """The paper's WikiText-103 model (GUIDE section 1): 48.67M parameters with the GPT-2 vocabulary."""
+    def paper_lm(cls) -> TnnConfig:
+        """The paper's WikiText-103 model (as the authors' code builds it): 48.67M parameters with fairseq's GPT-2 BPE dictionary (50,265 entries)."""
         return cls(vocab_size=50265, dim=512, layers=7, expand=3, glu_dim=512, rpe_dim=64, rpe_layers=6,
                    decay=0.99, dropout=0.1, prenorm=True)
 
     @classmethod
-    def paper_roberta(cls) -> "TnnConfig":
+    def paper_roberta(cls) -> TnnConfig:
         """The bidirectional (RoBERTa-style) model: 12 post-norm blocks of width 768, lambda = 0.99."""
         return cls(vocab_size=50265, dim=768, layers=12, expand=3, glu_dim=768, rpe_dim=64, rpe_layers=6,
                    decay=0.99, dropout=0.1, prenorm=False)
 
     @classmethod
-    def paper_deit_tiny(cls) -> "TnnConfig":
+    def paper_deit_tiny(cls) -> TnnConfig:
         """The DeiT-tiny-sized image model: width 192, 12 blocks, patches of 16, RPE 48 x 1, lambda = 0.9."""
         return cls(dim=192, layers=12, expand=3, glu_dim=192, rpe_dim=48, rpe_layers=1, decay=0.9,
                    dropout=0.0, prenorm=True, num_classes=1000, image_size=224, patch_size=16, channels=3)

@@ -29,7 +29,7 @@ def rpe_features(offsets: torch.Tensor, features: str, length: int | None) -> to
 
 
 class Rpe(nn.Module):
-    """offsets (m,) -> coefficients (m, out_dim). GUIDE section 1; LM setting rpe_dim=64, layers=6."""
+    """offsets (m,) -> coefficients (m, out_dim), as the authors' code (Doraemonzzz/tnn-pytorch) builds it; LM setting rpe_dim=64, layers=6."""
 
     def __init__(self, out_dim: int, rpe_dim: int = 64, layers: int = 6, act: str = "relu", features: str = "index"):
         super().__init__()

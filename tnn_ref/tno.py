@@ -14,8 +14,14 @@ from tnn_ref.decay import Decay, check_decay
 from tnn_ref.free_coefficients import FreeCoefficients
 from tnn_ref.rpe import Rpe
 from tnn_ref.ssm import DiagonalSsm, toeplitz_to_ssm
-from tnn_ref.toeplitz import (circulant_column, compute_dtype, fft_length, kernel_spectrum, spectrum_product,
-                              toeplitz_fft)
+from tnn_ref.toeplitz import (
+    circulant_column,
+    compute_dtype,
+    fft_length,
+    kernel_spectrum,
+    spectrum_product,
+    toeplitz_fft,
+)
 
 
 class Tno(nn.Module):

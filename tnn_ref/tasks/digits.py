@@ -21,7 +21,11 @@ def load_digit_images(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (1797, 1, size, size) float in [0, 1], quantised to 256 levels; labels (1797,) long in 0-9)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an int >= 8 (the digits are 8 x 8), got {size!r}")
-    from sklearn.datasets import load_digits  # imported late: only this task needs scikit-learn
+    try:
+        from sklearn.datasets import load_digits  # imported late: only this task needs scikit-learn
+    except ImportError as error:
+        raise ImportError("the digits task needs scikit-learn: pip install scikit-learn "
+                          "(it comes with pip install -e '.[notebooks]')") from error
 
     digits = load_digits()
     small = torch.tensor(digits.images, dtype=torch.float32)[:, None] / DIGITS_SCALE  # (N, 8, 8) -> (N, 1, 8, 8)

@@ -11,23 +11,23 @@ training speed, with its memory footprint as the size of the point. `run_measure
    gradients, optimizer state, FFT and attention buffers. On a GPU, torch.cuda.max_memory_allocated minus
    the weights would show the same quantity.
 2. speed and accuracy: with `reuse_freed_memory` (the faster allocator setting every notebook uses),
-   `tnn_ref.train.train` on the task; speed is input positions per second of the loop's own training time
+   `tnn_ref.training.loop.train` on the task; speed is input positions per second of the loop's own training time
    (tokens, padding included, or pixels for images; evaluation not counted); then the test accuracy.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import torch
 
-from tnn_ref.allocator import return_freed_memory, reuse_freed_memory
-from tnn_ref.classify import ClassificationTask, LabelledData, input_positions
+from tnn_ref.bench.allocator import return_freed_memory, reuse_freed_memory
+from tnn_ref.bench.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
 from tnn_ref.model import count_parameters
-from tnn_ref.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
-from tnn_ref.train import TrainConfig, train
+from tnn_ref.tasks.classify import ClassificationTask, LabelledData, input_positions
+from tnn_ref.training.loop import TrainConfig, train
 
 MIB = 1 << 20
 

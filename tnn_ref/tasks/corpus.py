@@ -1,10 +1,11 @@
 """A tokenised corpus for the command-line trainer: text source + tokenizer -> memory-mapped token arrays.
 
-Sources: 'tinyshakespeare', 'wikitext103', or a folder of text files (see `tnn_ref.wikitext`).
+Sources: 'tinyshakespeare', 'wikitext103', or a folder of text files (see `tnn_ref.tasks.wikitext`).
 Tokenizers: 'char' (the corpus's characters) or 'bpe' (byte-level BPE learned on the training split).
 The BPE and every split's token ids are written once into a cache folder and memory-mapped after
 that, so each process of a multi-GPU run reads the same pages instead of holding its own copy. Under
-torchrun the first process of each machine builds the cache while the others wait at a barrier.
+torchrun, `tnn_ref.training.distributed.first_on_each_machine` lets one process per machine build the
+cache while the others wait.
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tnn_ref import distributed
-from tnn_ref.bpe import PAPER_VOCAB_SIZE, Bpe, line_chunks
-from tnn_ref.data import (SHAKESPEARE_FILE, SHAKESPEARE_SHA256, SHAKESPEARE_URL, CharVocab, cache_dir, find_or_download,
-                          sha256_of, split_by_position)
-from tnn_ref.wikitext import SPLITS, text_folder_splits, wikitext103_folder
+from tnn_ref.tasks.bpe import PAPER_VOCAB_SIZE, Bpe, line_chunks
+from tnn_ref.tasks.download import cache_dir, find_or_download, sha256_of
+from tnn_ref.tasks.shakespeare import (
+    SHAKESPEARE_FILE,
+    SHAKESPEARE_SHA256,
+    SHAKESPEARE_URL,
+    CharVocab,
+    split_by_position,
+)
+from tnn_ref.tasks.wikitext import SPLITS, text_folder_splits, wikitext103_folder
 
 TOKENIZERS = ("char", "bpe")
 CACHE_SUBFOLDER = "tnn_ref_cache"
@@ -121,27 +127,20 @@ def load_corpus(data: str = "tinyshakespeare", tokenizer: str = "char", vocab_si
     """
     if tokenizer not in TOKENIZERS:
         raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
-    place = distributed.place()
-    if place.local_rank != 0:
-        distributed.barrier()  # wait until this machine's first process has built the cache
-    try:
-        name, files, default_cache = _source_files(data, data_dir)
-        cache = Path(cache) if cache is not None else default_cache
-        cache.mkdir(parents=True, exist_ok=True)
-        sources = hashlib.sha256("".join(sha256_of(p) for paths in files.values() for p in paths).encode())
-        texts = functools.cache(lambda: _split_texts(files))  # read only if something must be built
-        if tokenizer_json is None:
-            tok_path = cache / f"{name}.{tokenizer}{vocab_size if tokenizer == 'bpe' else ''}.{sources.hexdigest()[:16]}.json"
-            if not tok_path.is_file():
-                built = _build_tokenizer(tokenizer, texts(), vocab_size)
-                _atomic_write(tok_path, lambda tmp: tmp.write_text(tokenizer_to_json(built)))
-            tokenizer_json = tok_path.read_text()
-        tok = tokenizer_from_json(tokenizer_json)
-        key = hashlib.sha256(sources.digest() + tokenizer_json.encode()).hexdigest()[:16]
-        arrays = {split: _cached_array(cache / f"{name}.{split}.{key}.bin",
-                                       lambda split=split: tok.encode_array(texts()[split]))
-                  for split in SPLITS}
-    finally:
-        if place.local_rank == 0:
-            distributed.barrier()  # the cache is complete: release the other processes of this machine
+    name, files, default_cache = _source_files(data, data_dir)
+    cache = Path(cache) if cache is not None else default_cache
+    cache.mkdir(parents=True, exist_ok=True)
+    sources = hashlib.sha256("".join(sha256_of(p) for paths in files.values() for p in paths).encode())
+    texts = functools.cache(lambda: _split_texts(files))  # read only if something must be built
+    if tokenizer_json is None:
+        tok_path = cache / f"{name}.{tokenizer}{vocab_size if tokenizer == 'bpe' else ''}.{sources.hexdigest()[:16]}.json"
+        if not tok_path.is_file():
+            built = _build_tokenizer(tokenizer, texts(), vocab_size)
+            _atomic_write(tok_path, lambda tmp: tmp.write_text(tokenizer_to_json(built)))
+        tokenizer_json = tok_path.read_text()
+    tok = tokenizer_from_json(tokenizer_json)
+    key = hashlib.sha256(sources.digest() + tokenizer_json.encode()).hexdigest()[:16]
+    arrays = {split: _cached_array(cache / f"{name}.{split}.{key}.bin",
+                                   lambda split=split: tok.encode_array(texts()[split]))
+              for split in SPLITS}
     return TokenCorpus(name, tok, arrays["train"], arrays["valid"], arrays["test"])

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-from tnn_ref import distributed
 from tnn_ref.baselines import TransformerConfig, TransformerLM
-from tnn_ref.bpe import PAPER_VOCAB_SIZE
-from tnn_ref.corpus import TOKENIZERS, load_corpus, tokenizer_to_json
-from tnn_ref.evaluate import evaluate_lm
 from tnn_ref.model import TnnConfig, TnnLM, count_parameters
-from tnn_ref.sharding import ShardedLmTask
-from tnn_ref.train import SCHEDULES, TrainConfig, load_checkpoint, mixed_precision, pick_device, train
+from tnn_ref.tasks.bpe import PAPER_VOCAB_SIZE
+from tnn_ref.tasks.corpus import TOKENIZERS, load_corpus, tokenizer_to_json
+from tnn_ref.training import distributed
+from tnn_ref.training.evaluate import evaluate_lm
+from tnn_ref.training.loop import SCHEDULES, TrainConfig, load_checkpoint, mixed_precision, pick_device, train
+from tnn_ref.training.sharding import ShardedLmTask
 
 # name -> (kind, configuration for a vocabulary of V tokens)
 PRESETS = {
@@ -132,7 +132,8 @@ def _train(args, here: distributed.Place) -> None:
     if args.tokens_per_update % args.context:
         raise SystemExit(f"--tokens-per-update ({args.tokens_per_update}) must be a multiple of --context ({args.context})")
     data = str(Path(args.data).resolve()) if Path(args.data).is_dir() else args.data
-    corpus = load_corpus(data, args.tokenizer, args.vocab_size, args.data_dir, args.cache_dir)
+    corpus = distributed.first_on_each_machine(
+        lambda: load_corpus(data, args.tokenizer, args.vocab_size, args.data_dir, args.cache_dir))
     _say(f"{corpus.name}: {len(corpus.train):,} / {len(corpus.valid):,} / {len(corpus.test):,} tokens "
          f"(train / valid / test), {args.tokenizer} vocabulary of {len(corpus.tokenizer):,}")
     if args.prepare_only:
@@ -209,8 +210,9 @@ def load_model(checkpoint: str | os.PathLike, device="cpu") -> tuple[torch.nn.Mo
 def evaluate_checkpoint(args) -> list[dict]:
     device = pick_device(args.device)
     model, meta = load_model(args.checkpoint, device)
-    corpus = load_corpus(args.data or meta["data"], data_dir=args.data_dir, cache=args.cache_dir,
-                         tokenizer_json=meta["tokenizer"])
+    corpus = distributed.first_on_each_machine(
+        lambda: load_corpus(args.data or meta["data"], data_dir=args.data_dir, cache=args.cache_dir,
+                            tokenizer_json=meta["tokenizer"]))
     data = torch.from_numpy(corpus.split(args.split).astype("int64"))
     autocast = mixed_precision(device)
     rows = []

@@ -9,10 +9,14 @@ everything below behaves as a world of one, so the same code runs with plain `py
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,15 @@ def sum_across_ranks(values: list[float], device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)  # (k,)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()
+
+
+def first_on_each_machine(fn: Callable[[], Result]) -> Result:
+    """fn() in the first process of each machine, then in the others (which find its cache ready)."""
+    here = place()
+    if here.local_rank != 0:
+        barrier()  # wait until this machine's first process has built what fn builds
+    try:
+        return fn()
+    finally:
+        if here.local_rank == 0:
+            barrier()  # built: release the other processes of this machine

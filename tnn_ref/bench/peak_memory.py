@@ -5,9 +5,9 @@ tracemalloc sees only Python's own allocations, not torch's tensors, so we read 
 - `peak_rss_bytes` is the process's peak (Linux: VmHWM; elsewhere getrusage's ru_maxrss); on Linux
   `reset_peak_rss` restarts it from the current RSS (writing 5 to /proc/self/clear_refs), so a peak can
   cover just one part of a run;
-- the RSS counts what the C allocator keeps, not only live tensors. `tnn_ref.allocator.return_freed_memory` makes glibc
+- the RSS counts what the C allocator keeps, not only live tensors. `tnn_ref.bench.allocator.return_freed_memory` makes glibc
   serve every block above 128 KiB by its own mapping and give it back when freed, so the RSS follows
-  the live tensors (the opposite of `tnn_ref.allocator.reuse_freed_memory`, which is faster);
+  the live tensors (the opposite of `tnn_ref.bench.allocator.reuse_freed_memory`, which is faster);
 - `run_in_fresh_process` gives each measurement its own process, so nothing an earlier run left in the
   heap, or imported, changes it.
 """
@@ -18,8 +18,9 @@ import multiprocessing
 import os
 import platform
 import resource
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 Result = TypeVar("Result")
 

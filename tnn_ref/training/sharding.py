@@ -1,7 +1,7 @@
 """Which training samples each process reads at each update, and the language-model task built on it.
 
 The training stream is cut into W non-overlapping windows of context + 1 tokens (window i starts at
-token i * context, as `tnn_ref.data.windows` cuts evaluation data). Every epoch is one permutation of
+token i * context, as `tnn_ref.tasks.batches.windows` cuts evaluation data). Every epoch is one permutation of
 the W windows, drawn from (seed, epoch) and so identical in every process. Update u of the epoch
 takes the G = sequences_per_update windows at positions [u*G, (u+1)*G) of that permutation; rank r
 of R takes the r-th of R equal slices of them, and reads them as `accumulation` micro-batches of
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from tnn_ref.checks import require_positive_int
-from tnn_ref.distributed import place
-from tnn_ref.evaluate import evaluate_lm
-from tnn_ref.train import next_token_loss
+from tnn_ref.training.distributed import place
+from tnn_ref.training.evaluate import evaluate_lm
+from tnn_ref.training.loop import next_token_loss
 
 
 class WindowSampler:

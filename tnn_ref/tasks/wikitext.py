@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tnn_ref.data import cache_dir
+from tnn_ref.tasks.download import cache_dir
 
 SPLITS = ("train", "valid", "test")
 WIKITEXT_FILES = {split: f"wiki.{split}.raw" for split in SPLITS}

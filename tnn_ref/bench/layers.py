@@ -9,9 +9,11 @@ from __future__ import annotations
 import torch
 
 from tnn_ref.baselines import TransformerBlock, TransformerConfig
-from tnn_ref.bench import Timing, time_call
-from tnn_ref.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
+from tnn_ref.bench.harness import Timing, time_call
+from tnn_ref.bench.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
 from tnn_ref.model import TnnConfig
+
+LAYER_SIZES = [512, 1024, 2048, 4096, 8192, 16384, 32768]
 
 
 def layer_pair(dim: int = 256):
@@ -37,7 +39,7 @@ def _timings(block, x: torch.Tensor, device) -> tuple[Timing, Timing]:
 def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu"):
     """A zero-argument forward+backward pass of one block ("tnn" or "transformer") on (batch, n, dim).
 
-    Module-level so that `tnn_ref.memory.peak_memory_bytes` can build it in a child process.
+    Module-level so that `tnn_ref.bench.peak_memory.run_in_fresh_process` can build it in a child process.
     """
     tnn_block, transformer_block = layer_pair(dim)
     block = (tnn_block if kind == "tnn" else transformer_block).to(device)

@@ -7,7 +7,7 @@ token) and decoding the ids gives back the exact text. The paper's vocabulary ha
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ class Bpe:
         self.tokenizer = tokenizer
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = PAPER_VOCAB_SIZE, min_frequency: int = 2) -> "Bpe":
+    def train(cls, texts: Iterable[str], vocab_size: int = PAPER_VOCAB_SIZE, min_frequency: int = 2) -> Bpe:
         """Learn merges on `texts` (e.g. the training split's lines) until `vocab_size` entries or no pair is left."""
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= 257:
             raise ValueError(f"vocab_size must be an int above 257 (256 bytes + {END_OF_TEXT}), got {vocab_size!r}")
@@ -54,7 +54,7 @@ class Bpe:
         return cls(tokenizer)
 
     @classmethod
-    def from_json(cls, text: str) -> "Bpe":
+    def from_json(cls, text: str) -> Bpe:
         return cls(_library().Tokenizer.from_str(text))
 
     def to_json(self) -> str:

@@ -1,4 +1,4 @@
-"""Sequence and image classification as a task for `tnn_ref.train.train`.
+"""Sequence and image classification as a task for `tnn_ref.training.loop.train`.
 
 A `LabelledData` holds inputs and labels: token ids (N, n), padded token ids with their true
 lengths (a batch is cut to its longest member and carries a boolean mask for mean pooling), or
@@ -9,8 +9,8 @@ Sequence encoders are called through `.classify(tokens, mask)`, image classifier
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -70,14 +70,14 @@ class LabelledData:
                 raise ValueError(f"lengths must lie in [1, {self.inputs.shape[1]}] (the padded width)")
 
     @classmethod
-    def from_sequences(cls, sequences: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int = 0) -> "LabelledData":
+    def from_sequences(cls, sequences: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int = 0) -> LabelledData:
         ids, lengths = pad_sequences(sequences, pad_id)
         return cls(ids, torch.as_tensor(list(labels), dtype=torch.long), lengths)
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, index: torch.Tensor) -> "LabelledData":
+    def subset(self, index: torch.Tensor) -> LabelledData:
         lengths = None if self.lengths is None else self.lengths[index]
         return LabelledData(self.inputs[index], self.labels[index], lengths)
 

@@ -1,4 +1,4 @@
-"""Per-token decoding latency against position, for the three decoders of `tnn_ref.generate`.
+"""Per-token decoding latency against position, for the three decoders of `tnn_ref.decoding.generate`.
 
 fft: one forward pass over the t+1 tokens so far (what `generate(mode="fft")` does per token);
 cache / ssm: one `LmDecoder.step` at position t, after stepping through the t tokens before it.
@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from tnn_ref.bench import time_call
+from tnn_ref.bench.harness import time_call
 from tnn_ref.decoding import CacheTno, LmDecoder, SsmTno
 
 

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from tnn_ref.data import random_chunks, windows
+from tnn_ref.tasks.batches import random_chunks, windows
 
 IGNORE = -100  # cross_entropy's ignore_index: positions that carry no loss
 

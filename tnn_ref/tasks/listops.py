@@ -19,8 +19,8 @@ Tokens are LRA's: `[MIN`, `[MAX`, `[MED`, `[SM`, `]` and the digits, with id 0 k
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from tnn_ref.checks import require_positive_int
 
@@ -152,7 +152,7 @@ class ListOpsConfig:
                              f"min_length={self.min_length}, max_length={self.max_length}")
 
     @classmethod
-    def lra(cls) -> "ListOpsConfig":
+    def lra(cls) -> ListOpsConfig:
         """LRA's setting: lengths 500-2000 (use with 96,000 / 2,000 / 2,000 examples)."""
         return cls(min_length=500, max_length=2000, max_depth=10, max_args=10, operator_probability=0.25)
 

@@ -2,7 +2,7 @@
 
 Floor: one rfft and one irfft of x at the FFT size the TNO uses, over contiguous memory: no TNO can
 multiply by a Toeplitz matrix with less work than transforming x there and back.
-Reference: `tnn_ref.reference_tno.reference_tno_forward` (RPE per offset group, concatenation, FFT size
+Reference: `tnn_ref.bench.reference_tno.reference_tno_forward` (RPE per offset group, concatenation, FFT size
 2n, torch's autograd through torch.fft).
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import torch
 
-from tnn_ref.bench import time_call
-from tnn_ref.reference_tno import reference_tno_forward
+from tnn_ref.bench.harness import time_call
+from tnn_ref.bench.reference_tno import reference_tno_forward
 from tnn_ref.tno import Tno
 from tnn_ref.toeplitz import fft_length
+
+TNO_SIZES = [1024, 2048, 4096, 8192, 16384]
 
 
 def make_tno(dim: int, causal: bool = True, device="cpu") -> Tno:

@@ -1,0 +1,79 @@
+"""The timing harness every benchmark shares: medians of repeated calls, with their spread, and the machine.
+
+Timings are medians of repeated calls after a warm-up; each row also keeps the spread (min, max) so a
+reader sees the noise. Goals are stated as ratios between contestants timed in the same run, never as
+absolute times (these machines are noisy).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Timing:
+    """Seconds per call: the median over `repeats` calls, and the fastest and slowest of them."""
+
+    median: float
+    low: float
+    high: float
+    repeats: int
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures the work and not just its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device | str = "cpu", *, warmup: int = 1,
+              repeats: int = 7, budget_s: float = 3.0) -> Timing:
+    """Median time of fn() after `warmup` calls; stops early once `budget_s` is spent (at least 3 calls)."""
+    device = torch.device(device)
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times: list[float] = []
+    start_all = time.perf_counter()
+    for _ in range(repeats):
+        if device.type == "cuda":  # CUDA events time the GPU's work, not the host's launches
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(begin.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        if len(times) >= 3 and time.perf_counter() - start_all > budget_s:
+            break
+    return Timing(statistics.median(times), min(times), max(times), len(times))
+
+
+def environment(device: torch.device) -> dict:
+    """What the numbers were measured on."""
+    info = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.uname().machine,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
