@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tnn_ref.bench.allocator import reuse_freed_memory
+
 
 @dataclass
 class Timing:
@@ -77,3 +79,23 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def setup_for_timing(threads: int = 1) -> dict:
+    """The one call a notebook makes before it times anything on a small, shared machine; returns what it set.
+
+    * `threads` BLAS threads (numpy/scipy, through threadpoolctl when it is installed) and torch threads:
+      a product split over both cores of a 2-core machine waits for whichever core another process holds,
+      so one thread measures the algorithm rather than the scheduler;
+    * glibc keeps freed memory for reuse (`tnn_ref.bench.allocator.reuse_freed_memory`), so repeated
+      FFT-sized allocations do not page-fault afresh on every call, as `python -m tnn_ref.bench` does.
+    """
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits  # optional: the notebooks extra installs it
+    except ImportError:
+        blas = None
+    else:
+        threadpool_limits(threads, user_api="blas")  # applies to the already-loaded OpenBLAS too
+        blas = threads
+    return {"torch_threads": torch.get_num_threads(), "blas_threads": blas, "reuse_freed_memory": reuse_freed_memory()}
