@@ -37,9 +37,11 @@ def test_cli_writes_json(tmp_path, capsys):
     assert "scipy/fft" in capsys.readouterr().out
 
 
-def test_cli_rejects_bad_sizes():
-    with pytest.raises(SystemExit):
+def test_cli_rejects_bad_sizes(capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["toeplitz", "--sizes", "0"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "python -m tnn_ref.bench: error: argument --sizes: must be a positive int, got '0'\n"
 
 
 def test_bench_layers_rows():

@@ -110,14 +110,30 @@ def test_evaluate_command_reports_the_perplexity_of_a_checkpoint(runs, tmp_path)
 
 def test_command_line_refuses_bad_settings_clearly(runs, tmp_path):
     base = [sys.executable, "-m", "tnn_ref.train", "--data", str(runs["data"]), "--model", "tiny",
-            "--cache-dir", str(runs["root"] / "cache"), "--out", str(tmp_path / "x"), "--steps", "1"]
+            "--cache-dir", str(runs["root"] / "cache"), "--out", str(tmp_path / "x"), "--steps", "1", "--warmup", "1"]
     cases = [(["--context", "64", "--tokens-per-update", "100"], "must be a multiple of --context"),
-             (["--context", "64", "--tokens-per-update", "512", "--batch-size", "3"], "multiple of world size"),
-             (["--context", "0"], "--context must be positive")]
+             (["--context", "64", "--tokens-per-update", "512", "--batch-size", "3"],
+              "not a multiple of --batch-size x processes (3 x 1)"),
+             (["--context", "0"], "argument --context: must be a positive int")]
     for extra, message in cases:
         done = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
-        assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
-        assert "Traceback" not in done.stderr
+        assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr  # one line, no traceback
+
+
+def test_under_torchrun_a_misuse_stops_every_process_and_is_said_once(runs, tmp_path):
+    """8 samples per update fit --batch-size 8 in one process, not in two (2 x 8): found after joining the group."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = [a if a is not None else str(runs["data"]) for a in COMMON] + [
+        "--cache-dir", str(runs["root"] / "cache"), "--out", str(tmp_path / "x"), "--steps", "2", "--batch-size", "8"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    done = subprocess.run(launcher + ["-m", "tnn_ref.train", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if "python -m tnn_ref.train: error:" in line]
+    assert len(lines) == 1 and "(8 x 2)" in lines[0], done.stderr[-3000:]
+    assert "exitcode  : 2" in done.stderr or "exitcode: 2" in done.stderr, done.stderr[-3000:]
+    assert not (tmp_path / "x" / "checkpoint.pt").exists()
 
 
 def test_help_describes_the_torchrun_use():

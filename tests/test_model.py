@@ -126,7 +126,7 @@ def test_tno_fft_equals_explicit_matrix(n, causal, learnable):
     matrices = toeplitz_matrix(c, r)  # (5, n, n)
     expected = torch.einsum("dij,bjd->bid", matrices, x)
     torch.testing.assert_close(tno(x), expected, rtol=1e-10, atol=1e-10)
-    with torch.no_grad():  # the inference path, through the cached spectrum
+    with torch.no_grad():  # the inference path
         torch.testing.assert_close(tno(x), expected, rtol=1e-10, atol=1e-10)
     if causal:
         assert torch.all(torch.triu(matrices, diagonal=1) == 0)
@@ -339,18 +339,119 @@ def test_presets():
     assert (lm.layers, lm.dim, lm.expand, lm.glu_hidden, lm.rpe_dim, lm.rpe_layers, lm.decay) == (7, 512, 3, 512, 64, 6, 0.99)
 
 
-def test_inference_spectrum_cache_follows_the_weights():
-    tno = Tno(4, causal=False, rpe_dim=4, rpe_layers=1).double()
-    x = torch.randn(2, 9, 4, dtype=torch.float64)
+def _weights_changed_by_data(tno):
+    tno.rpe.out[2].bias.data.add_(1.0)  # through .data: no version-counter bump
+
+
+def _weights_changed_in_place(tno):
     with torch.no_grad():
-        first = tno(x)
-        cached = tno._spectrum_cache
-        assert tno(x) is not None and tno._spectrum_cache is cached  # second call: same cache entry
-        tno.rpe.out[2].bias.add_(1.0)  # an in-place update, as an optimizer step makes
-        changed = tno(x)
-    assert tno._spectrum_cache is not cached
-    # the no-grad (cached) path and the differentiable path agree after the change
-    torch.testing.assert_close(changed, tno(x).detach(), rtol=1e-12, atol=1e-12)
-    assert not torch.allclose(changed, first)
+        tno.rpe.out[2].bias.add_(1.0)  # as an optimizer step does
+
+
+def _decay_rate_changed(tno):
+    tno.decay.rate = 0.5
+
+
+@pytest.mark.parametrize("change", [_weights_changed_by_data, _weights_changed_in_place, _decay_rate_changed])
+@pytest.mark.parametrize("causal", [True, False])
+def test_no_grad_calls_follow_every_change_of_the_weights(change, causal):
+    """Evaluation and generation (no_grad) must use the current weights and decay, like the grad path."""
+    torch.manual_seed(0)
+    tno = Tno(4, causal=causal, decay=0.9, rpe_dim=8, rpe_layers=1)
+    x = torch.randn(1, 6, 4)
     with torch.no_grad():
-        torch.testing.assert_close(tno(x[:, :5]), tno(x[:, :5].clone()))  # another n: its own entry
+        before = tno(x)
+    change(tno)
+    with torch.no_grad():
+        after = tno(x)
+    c, r = tno.kernel(6)
+    expected = torch.einsum("dij,bjd->bid", toeplitz_matrix(c.detach().double(), None if r is None else r.detach().double()),
+                            x.double())
+    torch.testing.assert_close(after.double(), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(after, tno(x).detach(), rtol=0, atol=0)  # the grad path gives the same numbers
+    assert not torch.allclose(after, before)
+
+
+def test_no_grad_call_after_autocast_is_full_float32():
+    """A bf16-autocast call must not leave anything behind for a later float32 call."""
+    torch.manual_seed(0)
+    tno = Tno(4, causal=True, decay=0.99, rpe_dim=8, rpe_layers=1)
+    x = torch.randn(1, 600, 4)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            tno(x)
+        after_autocast = tno(x)
+    torch.testing.assert_close(after_autocast, tno(x).detach(), rtol=0, atol=0)  # the grad path: built afresh
+
+
+def test_rpe_and_kernel_run_in_float32_under_bf16_autocast():
+    """In bf16 the offsets themselves round (256 and 257 become one number); the RPE and decay must not."""
+    torch.manual_seed(0)
+    n = 16384
+    tno = Tno(4, causal=False, decay=0.99, rpe_dim=8, rpe_layers=1)
+    with torch.no_grad():
+        c32, r32 = tno.kernel(n)
+        s32 = tno.coefficients(n)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            c16, r16 = tno.kernel(n)
+            s16 = tno.coefficients(n)
+            pair = tno.rpe(torch.tensor([256, 257]))
+    assert c16.dtype == r16.dtype == s16.dtype == torch.float32
+    torch.testing.assert_close(c16, c32, rtol=0, atol=0)  # the same float32 operations, autocast or not
+    torch.testing.assert_close(r16, r32, rtol=0, atol=0)
+    assert not torch.equal(pair[0], pair[1])
+    # neighbouring offsets stay as distinct as float32 makes them: every one of the first 512, and the same
+    # pairs beyond (far out the RPE's own norm makes neighbours differ by less than float32 resolves)
+    distinct16 = (s16[1:] != s16[:-1]).any(dim=1)  # (2n-2,)
+    distinct32 = (s32[1:] != s32[:-1]).any(dim=1)
+    assert distinct16[:512].all()
+    assert torch.equal(distinct16, distinct32)
+
+
+def test_rpe_of_a_bf16_model_still_tells_offsets_apart():
+    """model.bfloat16() keeps the weights in 16 bits, but the offsets are not rounded to them."""
+    torch.manual_seed(0)
+    rpe = Rpe(3, rpe_dim=8, layers=1)
+    out32 = rpe(torch.arange(250, 260))
+    out16 = rpe.bfloat16()(torch.arange(250, 260))
+    assert out16.dtype == torch.float32 and bool((out16[1:] != out16[:-1]).any(dim=1).all())
+    assert (out16 - out32).abs().max() < 0.05 * out32.abs().max()  # only the weights are rounded
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.int32, torch.bool, torch.uint8])
+@pytest.mark.parametrize("grad", [True, False])
+def test_tno_refuses_non_float_input_with_and_without_grad(dtype, grad):
+    tno = Tno(4, causal=True, rpe_dim=4, rpe_layers=1)
+    with torch.set_grad_enabled(grad), pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        tno(torch.ones(1, 5, 4, dtype=dtype))
+
+
+@pytest.mark.parametrize("shape", [(0, 7, 8), (0, 3, 7, 8)])
+@pytest.mark.parametrize("causal", [True, False])
+def test_tno_empty_batch_gives_the_empty_result(shape, causal):
+    tno = Tno(8, causal=causal, rpe_dim=4, rpe_layers=1)
+    x = torch.randn(shape, requires_grad=True)
+    y = tno(x)
+    assert y.shape == shape
+    y.sum().backward()
+    assert all(p.grad is not None and not p.grad.any() for p in tno.parameters())
+    with torch.no_grad():
+        assert tno(x).shape == shape
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., n, 8\)"):
+        tno(torch.randn(2, 7, 0))  # 0 channels into a TNO of 8 is a shape error
+
+
+@pytest.mark.parametrize("make, batch", [
+    (lambda: TnnLM(TINY), torch.zeros(0, 9, dtype=torch.long)),
+    (lambda: TnnEncoder(TINY), torch.zeros(0, 9, dtype=torch.long)),
+    (lambda: TnnImageClassifier(TINY.with_(image_size=16, patch_size=4, num_classes=5)), torch.zeros(0, 3, 16, 12)),
+])
+def test_models_map_an_empty_batch_to_an_empty_result(make, batch):
+    model = make().eval()
+    with torch.no_grad():
+        out = model(batch)
+        if isinstance(model, TnnEncoder):
+            assert model.classify(batch).shape == (0, TINY.num_classes)
+            assert model.classify(batch, torch.zeros(0, 9, dtype=torch.bool)).shape == (0, TINY.num_classes)
+    expected = (0, 5) if isinstance(model, TnnImageClassifier) else (0, 9, TINY.vocab_size)
+    assert out.shape == expected

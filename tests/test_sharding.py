@@ -46,14 +46,35 @@ def test_batches_depend_on_the_update_number_only():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(sequences_per_update=6, micro_batch=4, world=1), "multiple of world size"),
     (dict(sequences_per_update=8, micro_batch=2, world=3, rank=0), "multiple of world size"),
-    (dict(sequences_per_update=8, micro_batch=2, world=2, rank=2), "rank must be in"),
+    (dict(sequences_per_update=8, micro_batch=2, world=2, rank=2), r"rank must be below world \(2\)"),
     (dict(sequences_per_update=0, micro_batch=2), "sequences_per_update must be a positive int"),
     (dict(sequences_per_update=8, micro_batch=2, num_tokens=50), "fewer than one update"),
+    (dict(sequences_per_update=8, micro_batch=2, seed=-1), "seed must be a non-negative int"),  # numpy refuses it
+    (dict(sequences_per_update=8, micro_batch=True), "micro_batch must be a positive int"),
 ])
 def test_bad_settings_are_refused_with_the_argument_named(kwargs, match):
     settings = dict(num_tokens=5_000, context=10, world=1, rank=0, seed=0) | kwargs
     with pytest.raises(ValueError, match=match):
         WindowSampler(**settings)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(eval_tokens=10), ValueError, "eval_tokens=10 is shorter than one window of eval_context=20"),
+    (dict(eval_tokens=-5), ValueError, "eval_tokens must be None or a positive int"),
+    (dict(eval_context=0), ValueError, "eval_context must be a positive int"),
+    (dict(eval_context=600), ValueError, "eval_context=600 needs at least 601 tokens, but the validation split"),
+    (dict(eval_batch_size=0), ValueError, "eval_batch_size must be a positive int"),
+    (dict(valid_tokens=np.zeros(500)), TypeError, "valid_tokens must hold integer token ids"),
+    (dict(valid_tokens=list(range(500))), TypeError, "valid_tokens must be a 1-D numpy array"),
+    (dict(train_tokens=np.zeros((2, 3_001), dtype=np.int64)), ValueError, r"train_tokens must have shape \(n,\)"),
+])
+def test_sharded_task_refuses_what_would_fail_later(kwargs, error, match):
+    """Above all an evaluation window the validation split cannot serve: refused before the first update."""
+    tokens = np.random.default_rng(0).integers(0, 300, 3_001).astype(np.uint16)
+    settings = dict(train_tokens=tokens, valid_tokens=tokens[:500], context=20, sequences_per_update=6,
+                    micro_batch=3) | kwargs
+    with pytest.raises(error, match=match):
+        ShardedLmTask(**settings)
 
 
 def test_micro_batches_are_windows_of_the_stream_with_shifted_targets():

@@ -171,13 +171,39 @@ def test_gradient_of_x_alone_and_of_coefficients_alone():
     assert torch.autograd.gradcheck(lambda c: toeplitz_fft(x.detach(), c, r), (c,))
 
 
-def test_double_backward_is_refused():
-    x = torch.randn(1, 4, 2, dtype=torch.float64, requires_grad=True)
-    c = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
-    v = torch.randn(1, 4, 2, dtype=torch.float64, requires_grad=True)
-    (gx,) = torch.autograd.grad(toeplitz_fft(x, c), x, grad_outputs=v, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        gx.sum().backward()  # an error, never a silently wrong second derivative
+@pytest.mark.parametrize("shape", [(2, 1, 3), (2, 4, 3), (3, 5, 2), (2, 2, 6, 3)])
+@pytest.mark.parametrize("causal", [True, False])
+def test_toeplitz_fft_gradcheck_and_gradgradcheck(shape, causal):
+    """First and second derivatives against finite differences, in x, c and r together (float64)."""
+    gen = torch.Generator().manual_seed(sum(shape) + causal)
+    n, d = shape[-2], shape[-1]
+    x = torch.randn(shape, generator=gen, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(n, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    inputs = (x, c) if causal else (x, c, torch.randn(n, d, generator=gen, dtype=torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(toeplitz_fft, inputs)
+    assert torch.autograd.gradgradcheck(toeplitz_fft, inputs)
+
+
+@pytest.mark.parametrize("n", [1, 6, 7])
+@pytest.mark.parametrize("causal", [True, False])
+def test_second_derivative_through_a_linear_upstream_equals_the_reference(n, causal):
+    """A gradient penalty: with a linear loss the first gradient T^T w depends on c only through T, and
+    create_graph=True must keep that dependence (it used to come back without a graph)."""
+    gen = torch.Generator().manual_seed(n)
+    x0 = torch.randn(2, n, 3, generator=gen, dtype=torch.float64)
+    c0 = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    r0 = None if causal else torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    w = torch.randn(2, n, 3, generator=gen, dtype=torch.float64)
+    results = []
+    for fn in (toeplitz_fft, toeplitz_fft_plain):
+        x, c = x0.clone().requires_grad_(), c0.clone().requires_grad_()
+        r = None if causal else r0.clone().requires_grad_()
+        (grad_x,) = torch.autograd.grad((fn(x, c, r) * w).sum(), x, create_graph=True)
+        assert grad_x.requires_grad
+        penalty = grad_x.pow(2).sum()
+        results.append(torch.autograd.grad(penalty, [c] + ([] if causal else [r])))
+    for fast, ref in zip(*results):
+        assert rel_err(fast, ref) < 1e-10
 
 
 def test_toeplitz_fft_half_precision_computes_in_float32():
@@ -202,6 +228,53 @@ def test_toeplitz_fft_property(n, d, batch, causal, seed):
     c = torch.randn(n, d, generator=gen, dtype=torch.float64)
     r = None if causal else torch.randn(n, d, generator=gen, dtype=torch.float64)
     assert rel_err(toeplitz_fft(x, c, r), dense_oracle(x, c, r)) < 1e-10
+
+
+@pytest.mark.parametrize("fn", [toeplitz_fft, toeplitz_fft_plain])
+@pytest.mark.parametrize("shape", [(0, 5, 3), (2, 0, 5, 3), (2, 5, 0), (5, 0)])
+@pytest.mark.parametrize("causal", [True, False])
+def test_empty_batch_or_channels_give_the_empty_result(fn, shape, causal):
+    """Like torch's own ops: an x with no elements gives an empty result of x's shape, and zero gradients."""
+    n, d = shape[-2], shape[-1]
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(n, d, dtype=torch.float64, requires_grad=True)
+    r = None if causal else torch.randn(n, d, dtype=torch.float64, requires_grad=True)
+    y = fn(x, c, r)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    y.sum().backward()
+    for t in (x, c) + (() if causal else (r,)):
+        assert t.grad is not None and t.grad.shape == t.shape and not t.grad.any()
+
+
+@pytest.mark.parametrize("fn", [toeplitz_fft, toeplitz_fft_plain])
+def test_finite_inputs_whose_product_overflows_are_refused(fn):
+    """[3e38, -3e38] is finite in float32 but its FFT overflows: a clear error, not [inf, nan]."""
+    x = torch.tensor([[[3e38], [-3e38]]])  # (1, 2, 1)
+    with pytest.raises(ValueError, match="overflows torch.float32.*compute in float64"):
+        fn(x, torch.ones(2, 1))
+    # the same numbers in float64 are fine, and so are values beyond float32's range
+    big = torch.tensor([[[4e38], [-3e38]]], dtype=torch.float64)
+    c = torch.tensor([[1.0], [0.5]], dtype=torch.float64)
+    assert rel_err(fn(big, c), dense_oracle(big, c, None)) < 1e-10
+
+
+def test_causality_holds_exactly_for_the_dense_product_and_to_rounding_for_the_fft():
+    """A huge value at a future position: the dense product ignores it exactly; the FFT's earlier outputs
+    move, but only by rounding relative to max|x| (as the docstring of toeplitz_fft says)."""
+    gen = torch.Generator().manual_seed(0)
+    n, d, future = 64, 3, 40
+    x = torch.randn(1, n, d, generator=gen)
+    c = torch.randn(n, d, generator=gen)
+    spiked = x.clone()
+    spiked[0, future] = 1e30
+    dense = toeplitz_matrix(c)  # (d, n, n), exactly zero above the diagonal
+    before = torch.einsum("dij,bjd->bid", dense, x)[:, :future]
+    after = torch.einsum("dij,bjd->bid", dense, spiked)[:, :future]
+    assert torch.equal(before, after)
+    leak = (toeplitz_fft(spiked, c) - toeplitz_fft(x, c))[:, :future].abs().max()
+    eps = torch.finfo(torch.float32).eps
+    assert leak <= 10 * eps * 1e30 * c.abs().max()  # the documented bound: eps * max|x| * max|c|, times a small factor
+    assert leak > 1e6 * toeplitz_fft(x, c).abs().max()  # and it is real: far larger than the outputs themselves
 
 
 def test_fft_length_and_circulant_column():
@@ -245,8 +318,9 @@ def good_operands(n=4, d=2):
         (lambda x, c, r: (x, c, r.to(torch.complex64)), TypeError, "r must be a floating-point tensor"),
         (lambda x, c, r: (x.numpy(), c, r), TypeError, "x must be a torch.Tensor"),
         (lambda x, c, r: (x.index_put((torch.tensor(0),), torch.tensor(float("nan"))), c, r), ValueError, "x contains NaN"),
-        (lambda x, c, r: (x, c.index_put((torch.tensor(1),), torch.tensor(float("inf"))), r), ValueError, "c contains NaN"),
-        (lambda x, c, r: (x, c, torch.full_like(r, float("-inf"))), ValueError, "r contains NaN"),
+        (lambda x, c, r: (x, c.index_put((torch.tensor(1),), torch.tensor(float("inf"))), r), ValueError,
+         r"c contains inf \(first at index \(1, 0\)\)"),
+        (lambda x, c, r: (x, c, torch.full_like(r, float("-inf"))), ValueError, r"r contains -inf \(first at index \(0, 0\)\)"),
     ],
 )
 def test_toeplitz_fft_bad_input(make, error, match):
@@ -270,7 +344,7 @@ def test_toeplitz_fft_device_mismatch():
         ((np.ones(3), None, np.ones(4)), ValueError, "x must have length n = 3"),
         ((np.ones(3), None, np.ones((3, 2, 2))), ValueError, r"x must have shape \(n,\) or \(n, k\)"),
         ((np.array([1.0, np.nan]), None, np.ones(2)), ValueError, "c contains NaN"),
-        ((np.ones(2), None, np.array([np.inf, 1.0])), ValueError, "x contains NaN"),
+        ((np.ones(2), None, np.array([np.inf, 1.0])), ValueError, r"x contains inf \(first at index \(0,\)\)"),
         ((np.ones(2), None, np.ones(2) + 1j), TypeError, "x must hold real numbers"),
         ((np.array(["a", "b"]), None, np.ones(2)), TypeError, "c must hold real numbers"),
         ((torch.ones(2), None, np.ones(2)), TypeError, "c must be a numpy array"),

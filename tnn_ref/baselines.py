@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tnn_ref.checks import require_positive_int
+from tnn_ref.checks import (
+    require_bool,
+    require_dropout,
+    require_features,
+    require_float_tensor,
+    require_nonnegative_int,
+    require_positive_int,
+    require_positive_int_or_none,
+)
 from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
 
 POSITIONS = ("sinusoidal", "alibi", "none")
@@ -38,12 +46,14 @@ class TransformerConfig:
     def __post_init__(self):
         for name in ("vocab_size", "dim", "layers", "heads", "num_classes", "image_size", "patch_size", "channels"):
             require_positive_int(name, getattr(self, name))
+        require_positive_int_or_none("ffn_dim", self.ffn_dim)
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if self.position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        require_dropout("dropout", self.dropout)
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
 
     @property
     def ffn_hidden(self) -> int:
@@ -60,6 +70,8 @@ class TransformerConfig:
 
 def sinusoidal_positions(n: int, dim: int, device=None) -> torch.Tensor:
     """The original Transformer's position vectors (n, dim): sin on even, cos on odd features."""
+    require_nonnegative_int("n", n)
+    require_positive_int("dim", dim)
     position = torch.arange(n, device=device, dtype=torch.float32)[:, None]  # (n, 1)
     frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
     table = torch.zeros(n, dim, device=device)
@@ -70,6 +82,8 @@ def sinusoidal_positions(n: int, dim: int, device=None) -> torch.Tensor:
 
 def alibi_slopes(heads: int) -> torch.Tensor:
     """ALiBi's head slopes: the geometric sequence 2^(-8/h), 2^(-16/h), ... (interleaved when h is no power of 2)."""
+    require_positive_int("heads", heads)
+
     def power_of_two(h):
         return [2.0 ** (-8.0 * (i + 1) / h) for i in range(h)]
 
@@ -86,7 +100,10 @@ def alibi_bias(n: int, heads: int, causal: bool, device=None, rows: slice | None
 
     rows selects the query positions (default all n); keys how many key positions (default n).
     """
-    rows = rows or slice(0, n)
+    require_nonnegative_int("n", n)
+    rows = _check_rows(rows, n)
+    if keys is not None:
+        require_nonnegative_int("keys", keys)
     query = torch.arange(rows.start, rows.stop, device=device)[:, None]  # (q, 1)
     key = torch.arange(n if keys is None else keys, device=device)[None, :]  # (1, k)
     distance = (query - key).abs().float()  # (q, k)
@@ -96,12 +113,31 @@ def alibi_bias(n: int, heads: int, causal: bool, device=None, rows: slice | None
     return bias
 
 
+def _check_rows(rows: slice | None, n: int) -> slice:
+    """rows: None (all n) or a slice(start, stop) of query positions with 0 <= start <= stop <= n and no step."""
+    if rows is None:
+        return slice(0, n)
+    ok = (isinstance(rows, slice) and rows.step in (None, 1) and isinstance(rows.start, int) and isinstance(rows.stop, int)
+          and 0 <= rows.start <= rows.stop <= n)
+    if not ok:
+        raise ValueError(f"rows must be None or slice(start, stop) with 0 <= start <= stop <= n = {n}, got {rows!r}")
+    return rows
+
+
 def alibi_attention(q, k, v, causal: bool, dropout_p: float = 0.0, block: int = 1024) -> torch.Tensor:
     """SDPA with the ALiBi bias, computed `block` queries at a time so memory is O(block * n), not O(n^2).
 
     q, k, v: (b, h, n, d/h). With the bias as an explicit mask SDPA takes its plain path, which would hold
     (b, h, n, n) scores at once: 4 GiB per head group at n = 16K.
     """
+    require_positive_int("block", block)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        require_float_tensor(name, t)
+    if q.ndim != 4:
+        raise ValueError(f"q must have shape (b, h, n, d/h), got {tuple(q.shape)}")
+    for name, t in (("k", k), ("v", v)):
+        if t.shape != q.shape:
+            raise ValueError(f"{name} must have the shape of q {tuple(q.shape)}, got {tuple(t.shape)}")
     n, heads = q.shape[2], q.shape[1]
     outputs = []
     for start in range(0, n, block):
@@ -113,11 +149,23 @@ def alibi_attention(q, k, v, causal: bool, dropout_p: float = 0.0, block: int = 
     return torch.cat(outputs, dim=2)  # (b, h, n, d/h)
 
 
+def require_transformer_config(config) -> None:
+    """The baselines are built from a TransformerConfig (a TnnConfig has other fields)."""
+    if not isinstance(config, TransformerConfig):
+        raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention through F.scaled_dot_product_attention."""
 
     def __init__(self, dim: int, heads: int, dropout: float, causal: bool, alibi: bool):
         super().__init__()
+        require_positive_int("dim", dim)
+        require_positive_int("heads", heads)
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        require_bool("causal", causal)
+        self.dim = dim
         self.heads = heads
         self.causal = causal
         self.alibi = alibi
@@ -126,6 +174,9 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        require_features("x", x, self.dim)
+        if x.ndim != 3:
+            raise ValueError(f"x must have shape (batch, n, {self.dim}), got {tuple(x.shape)}")
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # each (b, h, n, d/h)
         drop = self.dropout if self.training else 0.0
@@ -141,6 +192,7 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, config: TransformerConfig, causal: bool):
         super().__init__()
+        require_transformer_config(config)
         self.attn_norm = nn.LayerNorm(config.dim)
         self.attn = SelfAttention(config.dim, config.heads, config.dropout, causal, config.position == "alibi")
         self.ffn_norm = nn.LayerNorm(config.dim)
@@ -157,6 +209,7 @@ class _TransformerTrunk(nn.Module):
 
     def __init__(self, config: TransformerConfig, causal: bool):
         super().__init__()
+        require_transformer_config(config)
         self.config = config
         self.embed = TokenEmbedding(config.vocab_size, config.dim, config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(config, causal) for _ in range(config.layers))
@@ -201,6 +254,7 @@ class TransformerImageClassifier(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
+        require_transformer_config(config)
         self.config = config
         self.patch_embed = PatchEmbedding(config.channels, config.dim, config.patch_size)
         self.blocks = nn.ModuleList(TransformerBlock(config, causal=False) for _ in range(config.layers))

@@ -19,20 +19,51 @@ All three give the same tokens under greedy decoding (tests/test_generate.py).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 
-from tnn_ref.checks import require_tokens
-from tnn_ref.model import TnnLM
+from tnn_ref.baselines import TransformerEncoder
+from tnn_ref.checks import require_positive_int, require_same_device, require_tokens
+from tnn_ref.model import TnnEncoder, TnnLM
 from tnn_ref.tno import Tno
 
 MODES = ("fft", "cache", "ssm")
+
+
+def require_fixed_kernel(tno: Tno) -> None:
+    """Step-by-step decoding needs one causal kernel for every length: refuse what has none.
+
+    rpe features 'normalized' and 'exp' feed the RPE k/n, so each coefficient changes with the
+    sequence length n; free coefficients (no `features`) and features='index' are fixed.
+    """
+    if not isinstance(tno, Tno):
+        raise TypeError(f"tno must be a Tno, got {type(tno).__name__}")
+    if not tno.causal:
+        raise ValueError("only a causal TNO can be decoded token by token; this one is bidirectional")
+    features = getattr(tno.source, "features", "index")
+    if features != "index":
+        raise ValueError(f"rpe features={features!r} make every coefficient depend on the sequence length, so there "
+                         "is no fixed kernel to decode with step by step; use features='index' (or mode='fft')")
+
+
+def _require_step_input(name: str, v: torch.Tensor, shape: tuple[int, int]) -> None:
+    """One position of every sequence: a tensor of exactly `shape` (a smaller one would broadcast silently)."""
+    if not isinstance(v, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+    if tuple(v.shape) != shape:
+        raise ValueError(f"{name} must have shape (batch, dim) = {shape}, got {tuple(v.shape)}")
 
 
 class CacheTno:
     """TNO(v)_t = sum_{k <= t} c_k v_{t-k} from a cache of every past input."""
 
     def __init__(self, tno: Tno, batch: int, max_len: int):
+        require_fixed_kernel(tno)
+        require_positive_int("batch", batch)
+        require_positive_int("max_len", max_len)
         with torch.no_grad():
             c, _ = tno.kernel(max_len)  # (N, D): the decayed causal kernel
         self.kernel = c
@@ -40,12 +71,19 @@ class CacheTno:
         self.t = 0
 
     def step(self, v: torch.Tensor) -> torch.Tensor:
+        """v (b, D): the input at the next position -> TNO output there (b, D)."""
+        _require_step_input("v", v, (self.inputs.shape[0], self.inputs.shape[2]))
         if self.t >= self.inputs.shape[1]:
             raise ValueError(f"the cache holds {self.inputs.shape[1]} positions; decode with a larger max_len")
         self.inputs[:, self.t] = v
         self.t += 1
         past = self.inputs[:, : self.t].flip(1)  # (b, t, D): v_t, v_{t-1}, ..., v_0
         return (past * self.kernel[: self.t]).sum(1).to(v.dtype)  # (b, D)
+
+
+def _require_horizon(horizon) -> None:
+    if horizon is not None:
+        require_positive_int("horizon", horizon)
 
 
 class SsmTno:
@@ -57,11 +95,17 @@ class SsmTno:
     """
 
     def __init__(self, tno: Tno, batch: int, max_len: int, horizon: int | None = None):
-        self.ssm = tno.ssm(horizon or max_len)  # exact for lags < horizon
+        require_fixed_kernel(tno)
+        require_positive_int("batch", batch)
+        require_positive_int("max_len", max_len)
+        _require_horizon(horizon)
+        self.ssm = tno.ssm(max_len if horizon is None else horizon)  # exact for lags < horizon
         self.state = self.ssm.initial_state(batch)  # (b, D, J) complex128
         self.t, self.max_len = 0, (max_len if horizon is None else None)
 
     def step(self, v: torch.Tensor) -> torch.Tensor:
+        """v (b, D): the input at the next position -> TNO output there (b, D)."""
+        _require_step_input("v", v, tuple(self.state.shape[:2]))
         if self.max_len is not None and self.t >= self.max_len:
             raise ValueError(f"the SSM is exact for {self.max_len} positions; decode with a larger max_len")
         self.t += 1
@@ -70,19 +114,26 @@ class SsmTno:
 
 
 class LmDecoder:
-    """Feeds a TnnLM one token at a time: `step(tokens (b,)) -> logits (b, vocab)` for the next token."""
+    """Feeds a TnnLM one token at a time: `step(tokens (b,)) -> logits (b, vocab)` for the next token.
+
+    batch: sequences decoded side by side; max_len: positions each holds (with mode='ssm' and a
+    horizon, decoding may run past it); horizon: see `SsmTno` (mode='ssm' only).
+    """
 
     def __init__(self, model: TnnLM, batch: int, max_len: int, mode: str = "ssm", horizon: int | None = None):
         if not isinstance(model, TnnLM):
             raise TypeError(f"model must be a TnnLM (a causal TNN), got {type(model).__name__}")
         if mode not in ("cache", "ssm"):
             raise ValueError(f"mode must be 'cache' or 'ssm' for step-by-step decoding, got {mode!r}")
-        if max_len < 1:
-            raise ValueError(f"max_len must be a positive number of positions, got {max_len}")
-        self.model = model
-        if horizon is not None and (mode != "ssm" or horizon < 1):
+        require_positive_int("batch", batch)
+        require_positive_int("max_len", max_len)
+        if horizon is not None and mode != "ssm":
             raise ValueError(f"horizon must be None or a positive int, and only with mode='ssm'; got {horizon!r}")
+        _require_horizon(horizon)
+        self.model, self.batch = model, batch
         tnos = [block.token_mixer.toep for block in model.blocks]
+        for tno in tnos:
+            require_fixed_kernel(tno)  # before any state is built: one clear refusal, whichever mode
         if mode == "cache":
             self.tno_states = [CacheTno(tno, batch, max_len) for tno in tnos]
         else:
@@ -90,7 +141,12 @@ class LmDecoder:
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (b,): one id per sequence, the next position's input -> logits (b, vocab)."""
         model = self.model
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or len(tokens) != self.batch:
+            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            raise ValueError(f"tokens must be a 1-D tensor of {self.batch} ids (one per sequence), got {shape}")
+        require_same_device("tokens", tokens, "the model", model.embed.weight)
         x = model.embed(tokens[:, None])[:, 0]  # (b, d): the same embedding, sqrt(d) scale and checks
         for block, tno_state in zip(model.blocks, self.tno_states):
             gtu = block.token_mixer
@@ -109,17 +165,68 @@ class LmDecoder:
         return model.final_norm(x) @ model.embed.weight.T  # (b, vocab)
 
 
+def check_sampling(temperature, top_k, vocab_size: int, generator=None) -> None:
+    """temperature: a finite number >= 0 (0 = greedy); top_k: None or an int in [1, vocab_size];
+    generator: None or a CPU torch.Generator (the draw happens on the CPU)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab_size):
+        raise ValueError(f"top_k must be in [1, {vocab_size}] (an int up to the vocabulary size) or None, got {top_k!r}")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be None or a torch.Generator, got {type(generator).__name__}")
+        if generator.device.type != "cpu":
+            raise ValueError(f"generator must be a CPU torch.Generator (tokens are drawn on the CPU), got one on "
+                             f"{generator.device}")
+
+
 def next_token(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
     """logits (b, vocab) -> token ids (b, 1): argmax when temperature == 0, else a (top-k) sample."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim != 2:
+        what = f"{logits.dtype} {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"logits must be a floating-point tensor of shape (batch, vocab), got {what}")
+    check_sampling(temperature, top_k, logits.shape[1], generator)
     logits = logits.float()
+    top = logits.max(-1, keepdim=True).values  # (b, 1): NaN if any logit is NaN
+    if not bool(torch.isfinite(top).all()):
+        raise ValueError("logits hold NaN or infinite values (or a row of -inf only): the model's output is not a "
+                         "distribution; check the model's weights")
     if temperature == 0:
         return logits.argmax(-1, keepdim=True)
-    logits = logits / temperature
+    logits = (logits - top) / temperature  # (b, vocab) <= 0, top at 0: no overflow however small the temperature
     if top_k is not None:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (b, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1).cpu()
     return torch.multinomial(probs, 1, generator=generator).to(logits.device)
+
+
+def _require_steps(steps) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be >= 0 and an int (the number of tokens to add), got {steps!r}")
+
+
+def _check_generate_options(model, mode: str, context, horizon) -> None:
+    """Which model each mode takes, and the options that belong to one mode only."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(model, (TnnEncoder, TransformerEncoder)):
+        raise TypeError(f"model must be a causal language model; {type(model).__name__} is bidirectional (it sees "
+                        "the tokens it would predict)")
+    if mode != "fft" and not isinstance(model, TnnLM):
+        raise TypeError(f"mode={mode!r} decodes a TnnLM step by step, got {type(model).__name__}; use mode='fft'")
+    if context is not None:
+        if mode != "fft":
+            raise ValueError(f"context limits what mode='fft' re-reads; mode={mode!r} reads every token once, so "
+                             "pass context=None")
+        require_positive_int("context", context)
+    if horizon is not None:
+        if mode != "ssm":
+            raise ValueError(f"horizon must be None or a positive int, and only with mode='ssm'; got {horizon!r} "
+                             f"with mode={mode!r}")
+        _require_horizon(horizon)
 
 
 @torch.no_grad()
@@ -128,19 +235,19 @@ def generate(model, prompt: torch.Tensor, steps: int, mode: str = "fft", tempera
              context: int | None = None, horizon: int | None = None) -> torch.Tensor:
     """prompt (b, t) token ids -> (b, t + steps): greedy when temperature == 0, else sampled.
 
-    context (fft mode only): feed at most the last `context` tokens (None: all; TNN needs no limit).
-    horizon (ssm mode only): kernel length each SSM reproduces exactly (see `LmDecoder`); None: all positions.
+    steps: an int >= 0; temperature: a finite number >= 0; top_k: None or an int in [1, vocab];
+    context (mode='fft' only): a positive int, feed at most the last `context` tokens (None: all; TNN needs no limit).
+    horizon (mode='ssm' only): kernel length each SSM reproduces exactly (see `LmDecoder`); None: all positions.
     """
-    vocab = model.config.vocab_size
+    config = getattr(model, "config", None)
+    if not isinstance(model, torch.nn.Module) or not hasattr(config, "vocab_size"):
+        raise TypeError(f"model must be a language model with a config.vocab_size (TnnLM, TransformerLM), got "
+                        f"{type(model).__name__}")
+    vocab = config.vocab_size
     require_tokens("prompt", prompt, vocab)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= vocab:
-        raise ValueError(f"top_k must be in [1, {vocab}], got {top_k}")
+    _check_generate_options(model, mode, context, horizon)
+    _require_steps(steps)
+    check_sampling(temperature, top_k, vocab, generator)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -11,14 +11,23 @@ import torch
 from torch import nn
 
 from tnn_ref.blocks import Gtu, TnnBlock
-from tnn_ref.checks import require_positive_int
+from tnn_ref.checks import (
+    require_bool,
+    require_dropout,
+    require_nonnegative_int,
+    require_positive_int,
+    require_positive_int_or_none,
+)
 from tnn_ref.decay import check_decay
 from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
+from tnn_ref.rpe import ACTIVATIONS, FEATURES
 from tnn_ref.tno import Tno, Tno2d
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of distinct trainable parameters (a tied embedding counts once)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -49,17 +58,32 @@ class TnnConfig:
     def __post_init__(self):
         for name in ("vocab_size", "dim", "layers", "expand", "rpe_dim", "num_classes", "image_size", "patch_size", "channels"):
             require_positive_int(name, getattr(self, name))
-        if self.glu_dim is not None and self.glu_dim < 1:
-            raise ValueError(f"glu_dim must be None or a positive int, got {self.glu_dim!r}")
-        if self.rpe_layers < 0:
-            raise ValueError(f"rpe_layers must be >= 0, got {self.rpe_layers!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        require_positive_int_or_none("glu_dim", self.glu_dim)
+        require_nonnegative_int("rpe_layers", self.rpe_layers)
+        if not isinstance(self.rpe_act, str) or self.rpe_act not in ACTIVATIONS:
+            raise ValueError(f"rpe_act must be one of {sorted(ACTIVATIONS)}, got {self.rpe_act!r}")
+        if self.rpe_features not in FEATURES:
+            raise ValueError(f"rpe_features must be one of {FEATURES}, got {self.rpe_features!r}")
+        require_dropout("dropout", self.dropout)
         check_decay(self.decay)
+        require_bool("learnable_decay", self.learnable_decay)
+        if self.learnable_decay and self.decay is None:
+            raise ValueError("learnable_decay=True needs a base decay rate, got decay=None")
+        require_bool("prenorm", self.prenorm)
+        self._check_coefficients()
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
+
+    def _check_coefficients(self) -> None:
+        """max_len belongs to the free-coefficient ablation only: the RPE has no maximum length."""
         if self.tno_coefficients not in ("rpe", "free"):
             raise ValueError(f"tno_coefficients must be 'rpe' or 'free', got {self.tno_coefficients!r}")
-        if self.tno_coefficients == "free" and (self.max_len is None or self.max_len < 1):
-            raise ValueError(f"tno_coefficients='free' needs a positive max_len, got {self.max_len!r}")
+        require_positive_int_or_none("max_len", self.max_len)
+        if self.tno_coefficients == "free" and self.max_len is None:
+            raise ValueError("tno_coefficients='free' needs a positive max_len (the table's length), got None")
+        if self.tno_coefficients == "rpe" and self.max_len is not None:
+            raise ValueError(f"max_len={self.max_len!r} only applies to tno_coefficients='free'; the RPE has no "
+                             "maximum length, so leave max_len=None")
 
     @property
     def glu_hidden(self) -> int:
@@ -94,12 +118,22 @@ class TnnConfig:
                    coefficients=self.tno_coefficients, max_len=self.max_len)
 
     def tno2d(self) -> Tno2d:
+        """The 2-D image operator; it has RPE coefficients only (no free-coefficient table)."""
+        if self.tno_coefficients != "rpe":
+            raise ValueError(f"image models use RPE coefficients only; tno_coefficients={self.tno_coefficients!r} "
+                             "would be ignored, so it is refused")
         return Tno2d(self.expand * self.dim, decay=self.decay, learnable_decay=self.learnable_decay,
                      rpe_dim=self.rpe_dim, rpe_layers=self.rpe_layers, rpe_act=self.rpe_act, rpe_features=self.rpe_features)
 
     def block(self, tno: nn.Module) -> TnnBlock:
         gtu = Gtu(self.dim, self.expand, tno)
         return TnnBlock(self.dim, gtu, self.glu_hidden, dropout=self.dropout, prenorm=self.prenorm)
+
+
+def require_tnn_config(config) -> None:
+    """The models are built from a TnnConfig (a TransformerConfig or a dict has other fields)."""
+    if not isinstance(config, TnnConfig):
+        raise TypeError(f"config must be a TnnConfig, got {type(config).__name__}")
 
 
 class TnnLM(nn.Module):
@@ -111,6 +145,7 @@ class TnnLM(nn.Module):
 
     def __init__(self, config: TnnConfig):
         super().__init__()
+        require_tnn_config(config)
         self.config = config
         self.embed = TokenEmbedding(config.vocab_size, config.dim, config.dropout)
         self.blocks = nn.ModuleList(config.block(config.tno(causal=True)) for _ in range(config.layers))
@@ -135,6 +170,7 @@ class TnnEncoder(nn.Module):
 
     def __init__(self, config: TnnConfig):
         super().__init__()
+        require_tnn_config(config)
         self.config = config
         self.embed = TokenEmbedding(config.vocab_size, config.dim, config.dropout)
         self.blocks = nn.ModuleList(config.block(config.tno(causal=False)) for _ in range(config.layers))
@@ -162,6 +198,7 @@ class TnnImageClassifier(nn.Module):
 
     def __init__(self, config: TnnConfig):
         super().__init__()
+        require_tnn_config(config)
         self.config = config
         self.patch_embed = PatchEmbedding(config.channels, config.dim, config.patch_size)
         self.blocks = nn.ModuleList(config.block(config.tno2d()) for _ in range(config.layers))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tnn_ref.checks import require_features, require_float_at_least, require_positive_int
+
 
 class SimpleRMSNorm(nn.Module):
     """x / (||x||_2 * dim^(-1/2) + eps) over the last axis; no learnable scale or bias.
@@ -15,14 +17,12 @@ class SimpleRMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-8):
         super().__init__()
-        if dim < 1:
-            raise ValueError(f"dim must be a positive number of features, got {dim}")
+        require_positive_int("dim", dim)
         self.dim = dim
-        self.eps = eps
+        self.eps = require_float_at_least("eps", eps, 0.0, strict=True)  # > 0: an all-zero x must not divide by 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"x must have {self.dim} features in its last axis, got shape {tuple(x.shape)}")
+        require_features("x", x, self.dim)
         rms = x.norm(2, dim=-1, keepdim=True) * self.dim ** -0.5  # (..., 1)
         return x / (rms + self.eps)
 

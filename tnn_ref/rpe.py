@@ -10,9 +10,12 @@ coefficients for any offset, which is what lets TNN run at lengths it never saw.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from tnn_ref.checks import require_finite, require_nonnegative_int, require_positive_int
 from tnn_ref.norm import SimpleRMSNorm
+from tnn_ref.toeplitz import autocast_off
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU}
 FEATURES = ("index", "normalized", "exp")
@@ -22,22 +25,36 @@ def rpe_features(offsets: torch.Tensor, features: str, length: int | None) -> to
     """The scalar the RPE reads for each offset k: k ("index"), k/n ("normalized") or exp(k/n) ("exp")."""
     if features == "index":
         return offsets
-    if length is None or length < 1:
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"features={features!r} divides by the sequence length: pass length=n (a positive int)")
     scaled = offsets / length
     return scaled if features == "normalized" else torch.exp(scaled)
 
 
+def coefficient_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype coefficients are computed in: float64 stays, everything else (16-bit weights too) is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """layer(x) with the weights brought to x's dtype: 16-bit weights (model.half()) are used in float32."""
+    return F.linear(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype))
+
+
 class Rpe(nn.Module):
-    """offsets (m,) -> coefficients (m, out_dim), as the authors' code (Doraemonzzz/tnn-pytorch) builds it; LM setting rpe_dim=64, layers=6."""
+    """offsets (m,) -> coefficients (m, out_dim), as the authors' code (Doraemonzzz/tnn-pytorch) builds it; LM setting rpe_dim=64, layers=6.
+
+    It always runs in float32 (float64 if its weights are float64), whatever the autocast state or the
+    weights' dtype: in 16 bits the offsets themselves round (bfloat16 holds 256 and 258 but not 257), so
+    neighbouring offsets would get the same coefficients.
+    """
 
     def __init__(self, out_dim: int, rpe_dim: int = 64, layers: int = 6, act: str = "relu", features: str = "index"):
         super().__init__()
-        if out_dim < 1 or rpe_dim < 1:
-            raise ValueError(f"out_dim and rpe_dim must be positive, got out_dim={out_dim}, rpe_dim={rpe_dim}")
-        if layers < 0:
-            raise ValueError(f"layers must be >= 0, got {layers}")
-        if act not in ACTIVATIONS:
+        require_positive_int("out_dim", out_dim)
+        require_positive_int("rpe_dim", rpe_dim)
+        require_nonnegative_int("layers", layers)
+        if not isinstance(act, str) or act not in ACTIVATIONS:
             raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
         if features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
@@ -52,9 +69,21 @@ class Rpe(nn.Module):
         """offsets: (m,) relative positions k (ints or floats); length: n, needed by the i/n features."""
         if not isinstance(offsets, torch.Tensor) or offsets.ndim != 1:
             raise ValueError("offsets must be a 1-D tensor of relative positions k")
+        if offsets.is_complex() or offsets.dtype == torch.bool:
+            raise TypeError(f"offsets must hold real numbers (ints or floats), got dtype {offsets.dtype}")
+        if offsets.is_floating_point():
+            require_finite("offsets", offsets)
         weight = self.pos_proj.weight
-        x = rpe_features(offsets.to(device=weight.device, dtype=weight.dtype), self.features, length)
-        x = self.pos_proj(x[:, None])  # (m, 1) -> (m, rpe_dim)
-        for layer in self.layers:
-            x = layer(x)  # (m, rpe_dim)
-        return self.out(x)  # (m, out_dim)
+        dtype = coefficient_dtype(weight.dtype)
+        with autocast_off(weight.device):
+            x = rpe_features(offsets.to(device=weight.device, dtype=dtype), self.features, length)  # (m,)
+            x = _linear(self.pos_proj, x[:, None])  # (m, 1) -> (m, rpe_dim)
+            for block in [*self.layers, self.out]:
+                x = self._block(block, x)  # (m, rpe_dim), then (m, out_dim) after self.out
+        return x
+
+    @staticmethod
+    def _block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """SimpleRMSNorm -> act -> Linear, the linear in x's dtype."""
+        norm, act, linear = block
+        return _linear(linear, act(norm(x)))

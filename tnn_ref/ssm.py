@@ -22,11 +22,18 @@ O(t log t) for re-running the FFT.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
 
-from tnn_ref.checks import require_finite, require_float_tensor, require_ndim, require_positive_length
+from tnn_ref.checks import (
+    require_finite,
+    require_float_tensor,
+    require_ndim,
+    require_positive_int,
+    require_positive_length,
+)
 
 
 @dataclass
@@ -37,17 +44,37 @@ class DiagonalSsm:
     weights: torch.Tensor
     length: int  # exact for lags 0 .. length-1
 
+    def __post_init__(self):
+        for name in ("poles", "weights"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor) or not value.is_complex() or value.ndim != 2:
+                what = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"{name} must be a complex tensor of shape (d, J), got {what}")
+        if self.poles.shape != self.weights.shape:
+            raise ValueError(f"poles {tuple(self.poles.shape)} and weights {tuple(self.weights.shape)} must have one "
+                             "shape (d, J)")
+        require_positive_int("length", self.length)
+
     def initial_state(self, batch: int) -> torch.Tensor:
+        require_positive_int("batch", batch)
         return torch.zeros(batch, *self.poles.shape, dtype=self.poles.dtype, device=self.poles.device)  # (b, d, J)
 
     def step(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One token: state (b, d, J) updated in place, x (b, d) real -> (state, y (b, d) real)."""
+        if state.shape[1:] != self.poles.shape:
+            raise ValueError(f"state must have shape (batch, {', '.join(map(str, self.poles.shape))}) (from "
+                             f"initial_state), got {tuple(state.shape)}")
+        if x.shape != state.shape[:2]:
+            raise ValueError(f"x must have shape (batch, d) = {tuple(state.shape[:2])}, got {tuple(x.shape)}")
         state.mul_(self.poles).add_(x[..., None].to(state.dtype))  # (b, d, J): in place, no allocation per token
         y = torch.linalg.vecdot(self.weights.conj(), state).real  # (b, d): vecdot conjugates its first argument
         return state, y.to(x.dtype)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """The recurrence over a whole sequence, x (b, n, d) -> (b, n, d), one step at a time."""
+        require_float_tensor("x", x)
+        require_ndim("x", x, (3,), f"(batch, n, {self.poles.shape[0]})")
+        require_positive_length("x", x.shape[1])
         state = self.initial_state(x.shape[0])
         outputs = []
         for t in range(x.shape[1]):
@@ -56,16 +83,36 @@ class DiagonalSsm:
         return torch.stack(outputs, dim=1)
 
 
-def _check_rates(decay, d: int) -> torch.Tensor:
-    """lambda as a float64 tensor broadcastable to (d,); None means no decay (lambda = 1)."""
+def _check_rates(decay, d: int | None, name: str = "decay") -> torch.Tensor:
+    """lambda as a float64 tensor broadcastable to (d,); None means no decay (lambda = 1).
+
+    d: the channel count (one rate, or d of them); None accepts any positive count.
+    """
+    accepted = f"None, a float or {'per-channel' if d is None else d} rates in (0, 1]"
     if decay is None:
         return torch.ones(1, dtype=torch.float64)
-    rates = torch.as_tensor(decay, dtype=torch.float64).reshape(-1)
-    if rates.numel() not in (1, d):
-        raise ValueError(f"decay must be a scalar or hold one rate per channel ({d}), got {rates.numel()} values")
+    if isinstance(decay, bool):
+        raise TypeError(f"{name} must be {accepted}, got {decay!r}")
+    try:
+        rates = torch.as_tensor(decay, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{name} must be {accepted}, got {decay!r}") from error
+    if rates.numel() == 0 or (d is not None and rates.numel() not in (1, d)):
+        raise ValueError(f"{name} must be a scalar or hold one rate per channel ({d}), got {rates.numel()} values")
     if not torch.all((rates > 0) & (rates <= 1)):
-        raise ValueError(f"decay must lie in (0, 1], got {rates.tolist()[:8]}")
+        raise ValueError(f"{name} must lie in (0, 1], got {rates.tolist()[:8]}")
     return rates
+
+
+def _check_first_row(r, c: torch.Tensor) -> None:
+    """r, when given, is the first row of the same kernel: c's shape (n, d), zero past r[0] (causal)."""
+    if not isinstance(r, torch.Tensor):
+        raise TypeError(f"r must be None or a tensor of shape (n, d) = {tuple(c.shape)} like c, got {type(r).__name__}")
+    if r.shape != c.shape:
+        raise ValueError(f"r must be None or the first row, shaped like c (n, d) = {tuple(c.shape)}; got "
+                         f"{tuple(r.shape)}")
+    if bool((r[1:] != 0).any()):
+        raise ValueError("the kernel must be causal (r[1:] all zero): a recurrence cannot look at future tokens")
 
 
 def toeplitz_to_ssm(c: torch.Tensor, decay=None, r: torch.Tensor | None = None) -> DiagonalSsm:
@@ -74,16 +121,19 @@ def toeplitz_to_ssm(c: torch.Tensor, decay=None, r: torch.Tensor | None = None) 
     c: (n, d) **undecayed** causal coefficients s_k (what the RPE outputs; `Tno.ssm` passes them);
     decay: lambda, a float or (d,) per-channel rates in (0, 1], or None for no decay. Taking s and lambda
     apart avoids dividing a decayed kernel by lambda^k, which underflows (0.9^1000 ~ 1e-46).
-    r: the first row, accepted only to refuse a bidirectional kernel (a recurrence only sees the past).
+    r: None, or the first row with c's shape (n, d) (r[0] ignored), accepted only to refuse a bidirectional
+    kernel (a recurrence only sees the past).
     Computed in float64; poles and weights are complex128.
     """
     require_float_tensor("c", c)
     require_ndim("c", c, (2,), "(n, d)")
     n, d = c.shape
     require_positive_length("c", n)
+    if d < 1:
+        raise ValueError(f"c must have at least one channel, got shape {tuple(c.shape)}")
     require_finite("c", c)
-    if r is not None and bool((r[1:] != 0).any()):
-        raise ValueError("the kernel must be causal (r[1:] all zero): a recurrence cannot look at future tokens")
+    if r is not None:
+        _check_first_row(r, c)
     rates = _check_rates(decay, d).to(c.device)
     L = n + 1
     s = torch.cat([c.to(torch.float64), c.new_zeros(1, d, dtype=torch.float64)])  # (L, d): s_n = 0
@@ -101,6 +151,9 @@ def toeplitz_to_ssm(c: torch.Tensor, decay=None, r: torch.Tensor | None = None) 
 
 def ssm_kernel(ssm: DiagonalSsm, lags: int) -> torch.Tensor:
     """The kernel the SSM realises, K_k = Re(sum_j weights_j poles_j^k) for k = 0 .. lags-1: (lags, d)."""
+    if not isinstance(ssm, DiagonalSsm):
+        raise TypeError(f"ssm must be a DiagonalSsm, got {type(ssm).__name__}")
+    require_positive_int("lags", lags)
     k = torch.arange(lags, device=ssm.poles.device, dtype=torch.float64)[:, None, None]  # (lags, 1, 1)
     powers = torch.exp(k * torch.log(ssm.poles)[None])  # (lags, d, J): poles^k
     return (ssm.weights[None] * powers).sum(-1).real  # (lags, d)
@@ -109,9 +162,12 @@ def ssm_kernel(ssm: DiagonalSsm, lags: int) -> torch.Tensor:
 def decay_horizon(rates, tol: float = 1e-12) -> int | None:
     """Smallest H with lambda_max^H <= tol: lags beyond H weigh at most tol times the nearest ones.
 
+    rates: None, a rate or per-channel rates in (0, 1]; tol: a number in (0, 1).
     None when some rate is 1 (no decay), since then no lag can be dropped.
     """
-    rates = _check_rates(rates, 1 if rates is None else torch.as_tensor(rates).numel())
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0.0 < tol < 1.0:
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    rates = _check_rates(rates, None, name="rates")
     top = float(rates.max())
     if top >= 1.0:
         return None

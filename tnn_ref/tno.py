@@ -10,22 +10,34 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tnn_ref.checks import (
+    require_bool,
+    require_float_tensor,
+    require_module_device,
+    require_positive_int,
+    require_positive_length,
+)
 from tnn_ref.decay import Decay, check_decay
 from tnn_ref.free_coefficients import FreeCoefficients
 from tnn_ref.rpe import Rpe
 from tnn_ref.ssm import DiagonalSsm, toeplitz_to_ssm
-from tnn_ref.toeplitz import (
-    circulant_column,
-    compute_dtype,
-    fft_length,
-    kernel_spectrum,
-    spectrum_product,
-    toeplitz_fft,
-)
+from tnn_ref.toeplitz import toeplitz_fft
+
+
+def _check_length(n) -> int:
+    """A sequence length: an int (not a bool) of at least 1."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive sequence length (an int), got {n!r}")
+    return n
 
 
 class Tno(nn.Module):
-    """x (..., n, dim) -> (..., n, dim): y[..., :, ch] = T_ch @ x[..., :, ch]."""
+    """x (..., n, dim) -> (..., n, dim): y[..., :, ch] = T_ch @ x[..., :, ch].
+
+    Every call builds the kernel from the current weights and decay, with or without grad, so no state
+    can go stale (an edit through .data, a new decay rate, an earlier call under autocast). To apply one
+    kernel to many inputs, hold it yourself: `c, r = tno.kernel(n)`, then `toeplitz_fft(x, c, r)` per x.
+    """
 
     def __init__(self, dim: int, causal: bool, decay: float | None = 0.99, learnable_decay: bool = False,
                  rpe_dim: int = 64, rpe_layers: int = 6, rpe_act: str = "relu", rpe_features: str = "index",
@@ -33,11 +45,20 @@ class Tno(nn.Module):
         """coefficients="rpe" (the paper) or "free": a table of 2*max_len-1 learnable values per channel
         (max_len when causal), the ablation of notebook 10; it refuses sequences longer than max_len."""
         super().__init__()
+        require_positive_int("dim", dim)
+        require_bool("causal", causal)
+        require_bool("learnable_decay", learnable_decay)
         check_decay(decay)
         if learnable_decay and decay is None:
             raise ValueError("learnable_decay=True needs a base decay rate, got decay=None")
         if coefficients not in ("rpe", "free"):
             raise ValueError(f"coefficients must be 'rpe' or 'free', got {coefficients!r}")
+        if coefficients == "free" and rpe_features != "index":
+            raise ValueError(f"rpe_features={rpe_features!r} applies to the RPE; free coefficients are read by "
+                             "offset, so leave rpe_features='index' (or use coefficients='rpe')")
+        if coefficients == "rpe" and max_len is not None:
+            raise ValueError(f"max_len={max_len!r} sizes the table of coefficients='free'; the RPE has no maximum "
+                             "length, so pass max_len=None (or coefficients='free')")
         self.dim = dim
         self.causal = causal
         if coefficients == "rpe":
@@ -45,10 +66,10 @@ class Tno(nn.Module):
         else:
             self.free = FreeCoefficients(dim, max_len, causal)
         self.decay = None if decay is None else Decay(dim, decay, learnable=learnable_decay)
-        self._spectrum_cache: tuple | None = None  # (key, spectrum) of the last no-grad call
 
     def offsets(self, n: int, device=None) -> torch.Tensor:
         """0, 1, ..., n-1, then -1, ..., -(n-1) when bidirectional: one RPE call covers every offset."""
+        _check_length(n)
         past = torch.arange(n, device=device)  # (n,)
         if self.causal:
             return past
@@ -61,8 +82,7 @@ class Tno(nn.Module):
 
     def coefficients(self, n: int) -> torch.Tensor:
         """Undecayed coefficients at `offsets(n)`: (n, dim) causal, (2n-1, dim) bidirectional."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive sequence length, got {n!r}")
+        _check_length(n)
         device = next(self.source.parameters()).device
         return self.source(self.offsets(n, device), length=n)
 
@@ -71,7 +91,7 @@ class Tno(nn.Module):
         t = self.coefficients(n)  # (n or 2n-1, dim)
         device = t.device
         if t.dtype in (torch.float16, torch.bfloat16):
-            t = t.float()  # coefficients stay in float32 under autocast; the FFT needs the precision
+            t = t.float()  # a table cast to 16 bits (model.half()) is widened: the FFT needs float32 coefficients
         factors = None if self.decay is None else self.decay(n, device, t.dtype)  # (n, 1) or (n, dim)
         c = t[:n] if factors is None else t[:n] * factors  # (n, dim)
         if self.causal:
@@ -92,32 +112,18 @@ class Tno(nn.Module):
         return toeplitz_to_ssm(s.double(), rates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., n, dim) floating point -> (..., n, dim) in x's dtype; the kernel is rebuilt from the weights every call."""
+        self._check_input(x)
+        c, r = self.kernel(x.shape[-2])  # (n, dim) each: grad and no-grad calls compute it the same way
+        return toeplitz_fft(x, c, r, check_finite=False)
+
+    def _check_input(self, x) -> None:
+        """x must be a floating-point (..., n, dim) tensor, n >= 1, on this TNO's device."""
+        require_float_tensor("x", x)
         if x.ndim < 2 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape (..., n, {self.dim}), got {tuple(x.shape)}")
-        n = x.shape[-2]
-        if n < 1:
-            raise ValueError("x must have a positive sequence length, got length 0")
-        if torch.is_grad_enabled():
-            c, r = self.kernel(n)
-            return toeplitz_fft(x, c, r, check_finite=False)
-        # inference: the coefficients' spectrum depends only on the weights and n, so reuse it across calls
-        m = fft_length(n)
-        spectrum = self.spectrum(n)
-        y, _ = spectrum_product(x.to(compute_dtype(x, spectrum.real)), spectrum, m)
-        return y.to(x.dtype)
-
-    def spectrum(self, n: int) -> torch.Tensor:
-        """rfft of the circulant embedding of kernel(n), (dim, m//2+1), cached until a weight changes."""
-        key = (n, tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters()))
-        if self._spectrum_cache is not None and self._spectrum_cache[0] == key:
-            return self._spectrum_cache[1]
-        with torch.no_grad():
-            c, r = self.kernel(n)
-            m = fft_length(n)
-            a = c if r is None else circulant_column(c, r, m)  # (n or m, dim)
-            spectrum = kernel_spectrum(a, m)  # (dim, m//2+1)
-        self._spectrum_cache = (key, spectrum)
-        return spectrum
+        require_positive_length("x", x.shape[-2])
+        require_module_device("x", x, self.source)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, causal={self.causal}"

@@ -11,11 +11,14 @@ Convention (scipy's): a Toeplitz matrix is T[i, j] = t[i - j].
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.fft
 import torch
 
 from tnn_ref.checks import (
+    require_bool,
     require_finite,
     require_float_array,
     require_float_tensor,
@@ -34,6 +37,8 @@ __all__ = [
     "toeplitz_fft_plain",
     "kernel_spectrum",
     "spectrum_product",
+    "compute_dtype",
+    "autocast_off",
 ]
 
 
@@ -153,8 +158,8 @@ def matvec_circulant(c, r, x):
 
 def fft_length(n: int) -> int:
     """The FFT size used for length n: the smallest fast size >= 2n - 1 (any such size is exact)."""
-    if n < 1:
-        raise ValueError(f"n must be a positive sequence length, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive sequence length (an int), got {n!r}")
     return scipy.fft.next_fast_len(2 * n - 1, real=True)
 
 
@@ -163,15 +168,24 @@ def circulant_column(c: torch.Tensor, r: torch.Tensor | None, m: int) -> torch.T
 
     [t0, ..., t(n-1), 0 ... 0, t(-(n-1)), ..., t(-1)]; causal (r None): c zero-padded to m.
     """
+    require_float_tensor("c", c)
+    require_ndim("c", c, (1, 2), "(n,) or (n, d)")
     n = c.shape[0]
-    if m < 2 * n - 1:
-        raise ValueError(f"m must be at least 2n - 1 = {2 * n - 1} for an exact product, got {m}")
+    require_positive_length("c", n)
+    if r is not None:
+        require_float_tensor("r", r)
+        require_same_device("r", r, "c", c)
+        if r.shape != c.shape:
+            raise ValueError(f"r must have the same shape as c {tuple(c.shape)}, got {tuple(r.shape)}")
+    if isinstance(m, bool) or not isinstance(m, int) or m < 2 * n - 1:
+        raise ValueError(f"m must be at least 2n - 1 = {2 * n - 1} (an int) for an exact product, got {m!r}")
     zeros = c.new_zeros((m - n - (0 if r is None else n - 1),) + tuple(c.shape[1:]))
     parts = [c, zeros] if r is None else [c, zeros, r[1:].flip(0)]  # r[1:].flip: t(-(n-1)), ..., t(-1)
     return torch.cat(parts, dim=0)  # (m, d)
 
 
 def _check_torch_operands(x, c, r, check_finite):
+    require_bool("check_finite", check_finite)
     require_float_tensor("x", x)
     require_ndim("x", x, tuple(range(2, 16)), "(..., n, d)")
     n, d = x.shape[-2], x.shape[-1]
@@ -198,17 +212,36 @@ def compute_dtype(x: torch.Tensor, c: torch.Tensor) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
+def autocast_off(device: torch.device):
+    """A context in which autocast leaves `device`'s ops in the dtype they are given (a no-op where autocast does not exist)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()  # e.g. the meta device, which has no autocast
+
+
 def kernel_spectrum(a: torch.Tensor, m: int) -> torch.Tensor:
-    """(k, d) leading part of the circulant column (zero beyond k) -> its rfft (d, m//2+1): the eigenvalues."""
+    """(k, d) leading part of the circulant column (zero beyond k), k <= m -> its rfft (d, m//2+1): the eigenvalues."""
+    require_float_tensor("a", a)
+    require_ndim("a", a, (2,), "(k, d)")
+    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= a.shape[0] <= m:
+        raise ValueError(f"a must hold 1 to m rows and m must be an int; got len(a) = {a.shape[0]}, m = {m!r}")
     return torch.fft.rfft(a.T, n=m, dim=-1)  # (d, m//2+1)
 
 
-def spectrum_product(x: torch.Tensor, a_f: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """T @ x from the circulant's spectrum: x (..., n, d), a_f (d, m//2+1) -> (y (..., n, d), rfft of x)."""
-    n = x.shape[-2]
+def spectrum_product(x: torch.Tensor, a_f: torch.Tensor, m: int) -> torch.Tensor:
+    """T @ x from the circulant's spectrum: x (..., n, d), a_f (d, m//2+1) -> y (..., n, d); needs m >= 2n - 1."""
+    require_float_tensor("x", x)
+    require_ndim("x", x, tuple(range(2, 16)), "(..., n, d)")
+    n, d = x.shape[-2], x.shape[-1]
+    if isinstance(m, bool) or not isinstance(m, int) or m < 2 * n - 1:
+        raise ValueError(f"m must be an int >= 2n - 1 = {2 * n - 1} for an exact product, got {m!r}")
+    if not isinstance(a_f, torch.Tensor) or not a_f.is_complex() or tuple(a_f.shape) != (d, m // 2 + 1):
+        got = f"{a_f.dtype} {tuple(a_f.shape)}" if isinstance(a_f, torch.Tensor) else type(a_f).__name__
+        raise ValueError(f"a_f must be a complex spectrum of shape (d, m//2+1) = {(d, m // 2 + 1)}, got {got}")
+    require_same_device("a_f", a_f, "x", x)
     x_f = torch.fft.rfft(x.transpose(-1, -2), n=m, dim=-1)  # (..., d, m//2+1): x zero-padded to m
     y = torch.fft.irfft(x_f * a_f, n=m, dim=-1)[..., :n]  # (..., d, n): the first n entries are T @ x
-    return y.transpose(-1, -2), x_f  # (..., n, d)
+    return y.transpose(-1, -2)  # (..., n, d)
 
 
 class _CirculantProduct(torch.autograd.Function):
@@ -220,32 +253,55 @@ class _CirculantProduct(torch.autograd.Function):
     Backward, with G = rfft(grad_y padded to m), X = rfft(x padded), A = rfft(a padded):
       grad_x = irfft(G * conj(A))[:n]            (T^T g: the transposed circulant has spectrum conj(A))
       grad_a = irfft(sum over batch of G * conj(X))[:k]   (a circular cross-correlation of g and x)
-    so the backward runs one rfft and two irfft (one of them batch-free) and reuses X and A from the
-    forward, where autograd through torch.fft would run complex-to-complex transforms.
+    so the backward runs rfft of g, x and a (a is batch-free) and two irfft (one batch-free), where
+    autograd through torch.fft would run complex-to-complex transforms.
+    What is saved are the inputs x and a, not their spectra: spectra computed inside `forward` carry no
+    graph, so a backward built on them gives a second derivative (create_graph=True) that silently misses
+    every term through x and a. Written in differentiable torch operations on the saved x and a, the
+    backward is differentiated exactly by autograd. The price is recomputing X and A; in exchange x (real,
+    n per channel) takes half the memory of X (complex, m//2+1 per channel).
     """
 
     @staticmethod
     def forward(ctx, x, a, m):
-        n, k = x.shape[-2], a.shape[0]
-        a_f = kernel_spectrum(a, m)  # (d, m//2+1)
-        y, x_f = spectrum_product(x, a_f, m)  # (..., n, d), (..., d, m//2+1)
-        ctx.save_for_backward(x_f, a_f)
-        ctx.n, ctx.k, ctx.m = n, k, m
-        return y
+        ctx.save_for_backward(x, a)
+        ctx.m = m
+        return spectrum_product(x, kernel_spectrum(a, m), m)  # (..., n, d)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable  # a second derivative would need the graph of the forward FFTs
     def backward(ctx, grad_y):
-        x_f, a_f = ctx.saved_tensors
-        n, k, m = ctx.n, ctx.k, ctx.m
+        x, a = ctx.saved_tensors
+        n, k, m = x.shape[-2], a.shape[0], ctx.m
         g_f = torch.fft.rfft(grad_y.transpose(-1, -2), n=m, dim=-1)  # (..., d, m//2+1)
         grad_x = grad_a = None
         if ctx.needs_input_grad[0]:
+            a_f = kernel_spectrum(a, m)  # (d, m//2+1)
             grad_x = torch.fft.irfft(g_f * a_f.conj(), n=m, dim=-1)[..., :n].transpose(-1, -2)  # (..., n, d)
         if ctx.needs_input_grad[1]:
+            x_f = torch.fft.rfft(x.transpose(-1, -2), n=m, dim=-1)  # (..., d, m//2+1)
             cross = (g_f * x_f.conj()).reshape(-1, *g_f.shape[-2:]).sum(0)  # (d, m//2+1): summed over the batch
             grad_a = torch.fft.irfft(cross, n=m, dim=-1)[:, :k].T  # (k, d)
         return grad_x, grad_a, None
+
+
+def _empty_product(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+    """The product for an x that holds no numbers (batch 0 or d = 0): an empty (..., n, d) result.
+
+    Built from x, c and r by a broadcast multiply (no work: the result is empty), so it stays in their
+    graph and c and r get zero gradients, as torch's own ops give for empty input.
+    """
+    y = x * c  # (..., n, d), empty
+    return y if r is None else y + x * r
+
+
+def _require_finite_product(y: torch.Tensor, x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None) -> None:
+    """Finite inputs can still overflow: entries near the top of the dtype's range sum to inf in the FFT."""
+    if bool(torch.isfinite(y).all()):
+        return
+    largest = max(float(t.detach().abs().max()) for t in (c, r) if t is not None)
+    raise ValueError(f"the Toeplitz product of these finite x, c and r overflows {y.dtype}: max |x| = "
+                     f"{float(x.detach().abs().max()):.3g}, max |c|, |r| = {largest:.3g}; rescale x or the "
+                     "coefficients, or compute in float64")
 
 
 def toeplitz_fft(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None = None, *, check_finite: bool = True):
@@ -253,32 +309,48 @@ def toeplitz_fft(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None = None
 
     x: (..., n, d); c: (n, d) first columns (offsets 0..n-1); r: (n, d) first rows (offsets 0..-(n-1),
     r[0] ignored) or None for causal (zero above the diagonal; scipy's toeplitz would make it symmetric).
-    Returns (..., n, d) in x's dtype. Differentiable in x, c and r; runs on x's device. Half and bfloat16
-    inputs (autocast) are computed in float32, since FFTs of long sequences lose too much in 16 bits.
-    check_finite=False skips the NaN/inf scan of x (one extra pass over memory) for callers that know.
+    Returns (..., n, d) in x's dtype. Differentiable in x, c and r, to any order (create_graph=True works);
+    runs on x's device. Half and bfloat16 inputs (autocast) are computed in float32, since FFTs of long
+    sequences lose too much in 16 bits. An x with no elements (batch 0, or d = 0) gives the empty result.
+    check_finite=True refuses NaN and inf in x, c and r (one extra pass over x) and a result that
+    overflowed; check_finite=False skips both scans, for callers that know.
+
+    Causality holds only up to rounding. The circulant FFT mixes every position into every output; the
+    future positions cancel out of the earlier outputs exactly in exact arithmetic, but in floating point
+    only to within about eps * max|x| * max|c| (times a small factor that grows like log m). In float32 a
+    value of 1e30 at a future position moves the earlier outputs by about 1e23. The dense product
+    `toeplitz_matrix(c) @ x` is exactly causal (its zeros multiply the future exactly).
 
     The FFT size is `fft_length(n)`; causal kernels are never padded by hand (the FFT pads c), and the
     backward is written out (see `_CirculantProduct`). `toeplitz_fft_plain` is the same product through
     torch's own autograd, kept as the reference it is tested against.
     """
     _check_torch_operands(x, c, r, check_finite)
+    if x.numel() == 0:
+        return _empty_product(x, c, r).to(x.dtype)
     compute = compute_dtype(x, c)
     m = fft_length(x.shape[-2])
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with autocast_off(x.device):
         a = c.to(compute) if r is None else circulant_column(c.to(compute), r.to(compute), m)  # (n or m, d)
-        y = _CirculantProduct.apply(x.to(compute), a, m)  # (..., n, d)
-    return y.to(x.dtype)
+        y = _CirculantProduct.apply(x.to(compute), a, m).to(x.dtype)  # (..., n, d)
+    if check_finite:
+        _require_finite_product(y, x, c, r)
+    return y
 
 
 def toeplitz_fft_plain(x: torch.Tensor, c: torch.Tensor, r: torch.Tensor | None = None, *, check_finite: bool = True):
     """The same product as `toeplitz_fft`, written plainly at FFT size 2n with torch's autograd: the reference."""
     _check_torch_operands(x, c, r, check_finite)
+    if x.numel() == 0:
+        return _empty_product(x, c, r).to(x.dtype)
     compute = compute_dtype(x, c)
     n = x.shape[-2]
     m = 2 * n
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with autocast_off(x.device):
         a = circulant_column(c.to(compute), None if r is None else r.to(compute), m)  # (2n, d)
         a_f = torch.fft.rfft(a, dim=0)  # (n+1, d)
         x_f = torch.fft.rfft(x.to(compute), n=m, dim=-2)  # (..., n+1, d)
-        y = torch.fft.irfft(x_f * a_f, n=m, dim=-2)  # (..., 2n, d)
-    return y[..., :n, :].to(x.dtype)  # (..., n, d)
+        y = torch.fft.irfft(x_f * a_f, n=m, dim=-2)[..., :n, :].to(x.dtype)  # (..., 2n, d) -> (..., n, d)
+    if check_finite:
+        _require_finite_product(y, x, c, r)
+    return y

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -18,25 +19,72 @@ from tnn_ref.bench.tno import TNO_SIZES, bench_tno, format_tno
 from tnn_ref.bench.toeplitz import TOEPLITZ_SIZES, bench_toeplitz, format_toeplitz
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tnn_ref.bench", description=__doc__.split("\n\n")[0])
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that answers a misuse with one line, `prog: error: ...`, and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a sequence length of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> torch.device:
+    """An argparse type: cpu, cuda or cuda:N (whether it exists is checked after parsing)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:  # torch's message lists every backend it was built to know
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    return device
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m tnn_ref.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["toeplitz", "tno", "layers", "all"], help="which benchmark to run")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--out", help="write the results as JSON to this file")
-    parser.add_argument("--sizes", type=int, nargs="+", help="sequence lengths to measure (default: the full sweep)")
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--out", help="write the results as JSON to this file (its folder must exist)")
+    parser.add_argument("--sizes", type=positive_int, nargs="+",
+                        help="sequence lengths to measure (default: the full sweep)")
     parser.add_argument("--autocast", choices=["none", "bf16"], default="none",
                         help="tno and layers: run under CUDA bf16 autocast (linear layers in bf16; the TNO's FFTs "
-                             "stay float32)")
+                             "stay float32); needs --device cuda")
     parser.add_argument("--no-reuse-freed-memory", action="store_true",
                         help="leave glibc's malloc at its defaults (see tnn_ref.bench.allocator)")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
+    return parser
+
+
+def _check(parser: argparse.ArgumentParser, args) -> None:
+    """Options against each other and against this machine, before any measuring."""
+    device = args.device
     if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda was asked for, but torch sees no CUDA device")
-    if args.sizes and min(args.sizes) < 1:
-        parser.error("--sizes must be positive sequence lengths")
+        parser.error(f"argument --device: {device} was asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        parser.error(f"argument --device: {device} was asked for, but this machine has {torch.cuda.device_count()} "
+                     "CUDA device(s)")
     if args.autocast != "none" and device.type != "cuda":
-        parser.error("--autocast bf16 is for --device cuda")
+        parser.error("argument --autocast: bf16 is for --device cuda")
+    if args.autocast != "none" and args.what == "toeplitz":
+        parser.error("argument --autocast: the toeplitz benchmark is float32 only; use it with tno, layers or all")
+    if args.out is not None and (Path(args.out).is_dir() or not Path(args.out).resolve().parent.is_dir()):
+        parser.error(f"argument --out: {args.out!r} must be a file path in an existing folder (checked now, not "
+                     "after the benchmarks)")
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    device = args.device
     mixed = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.autocast == "bf16")  # noqa: E731
 
     tuned = False if args.no_reuse_freed_memory else reuse_freed_memory()

@@ -12,6 +12,9 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from tnn_ref.checks import require_positive_int
+from tnn_ref.tasks.batches import id_array
+
 END_OF_TEXT = "<|endoftext|>"
 PAPER_VOCAB_SIZE = 50265
 
@@ -27,9 +30,10 @@ def _library():
 
 def line_chunks(text: str, lines_per_chunk: int = 10_000) -> Iterator[list[str]]:
     """The text as lists of lines with their newlines kept, so joining everything gives the text back."""
+    _require_text(text)
+    require_positive_int("lines_per_chunk", lines_per_chunk)  # checked here, not when the first chunk is asked for
     lines = text.splitlines(keepends=True)
-    for start in range(0, len(lines), lines_per_chunk):
-        yield lines[start : start + lines_per_chunk]
+    return (lines[start : start + lines_per_chunk] for start in range(0, len(lines), lines_per_chunk))
 
 
 class Bpe:
@@ -43,6 +47,12 @@ class Bpe:
         """Learn merges on `texts` (e.g. the training split's lines) until `vocab_size` entries or no pair is left."""
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= 257:
             raise ValueError(f"vocab_size must be an int above 257 (256 bytes + {END_OF_TEXT}), got {vocab_size!r}")
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
+            raise ValueError(f"min_frequency must be an int >= 0 (how often a pair must occur to merge), got "
+                             f"{min_frequency!r}")
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be an iterable of strings (e.g. the lines of the text), not one string: each "
+                            "character would be trained on as a separate text")
         lib = _library()
         tokenizer = lib.Tokenizer(lib.models.BPE())
         tokenizer.pre_tokenizer = lib.pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -65,6 +75,7 @@ class Bpe:
 
     def encode_array(self, text: str) -> np.ndarray:
         """Ids (count,) int64, encoded line by line in parallel batches (lines never share a token)."""
+        _require_text(text)
         parts = [np.zeros(0, dtype=np.int64)]
         for chunk in line_chunks(text):
             for encoding in self.tokenizer.encode_batch(chunk, add_special_tokens=False):
@@ -75,4 +86,10 @@ class Bpe:
         return torch.from_numpy(self.encode_array(text))
 
     def decode(self, ids) -> str:
-        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+        """Ids (a 1-D list, array or tensor of ints in [0, len(bpe))) -> text (the library would skip unknown ids)."""
+        return self.tokenizer.decode(id_array("ids", ids, len(self)).tolist(), skip_special_tokens=False)
+
+
+def _require_text(text) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")

@@ -16,31 +16,68 @@ import torch
 import torch.nn.functional as F
 
 from tnn_ref.checks import require_positive_int
+from tnn_ref.tasks.batches import require_seed
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Variable-length id lists -> (ids (N, longest) long, padded with pad_id at the end; lengths (N,) long)."""
+    """Variable-length id lists -> (ids (N, longest) long, padded with pad_id at the end; lengths (N,) long).
+
+    sequences: non-empty 1-D sequences of ints (floats are refused: they would be truncated); pad_id: an int.
+    """
+    if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
+        raise TypeError(f"sequences must be a list of id sequences, got {type(sequences).__name__}")
     if len(sequences) == 0:
         raise ValueError("sequences must hold at least one sequence")
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    if int(lengths.min()) < 1:
-        raise ValueError(f"sequences must all be non-empty; sequence {int(lengths.argmin())} has length 0")
-    ids = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int):
+        raise TypeError(f"pad_id must be an int, got {pad_id!r}")
+    rows = [_id_row(row, sequence) for row, sequence in enumerate(sequences)]
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    ids = torch.full((len(rows), int(lengths.max())), pad_id, dtype=torch.long)
+    for row, values in enumerate(rows):
+        ids[row, : len(values)] = values
     return ids, lengths
 
 
+def _id_row(row: int, sequence) -> torch.Tensor:
+    """One sequence of pad_sequences as a 1-D long tensor: non-empty integers."""
+    try:
+        values = torch.as_tensor(sequence)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"sequence {row} must be a 1-D sequence of int ids, got {type(sequence).__name__}") from error
+    if values.ndim != 1:
+        raise ValueError(f"sequence {row} must be a 1-D sequence of ids, got shape {tuple(values.shape)}")
+    if len(values) == 0:
+        raise ValueError(f"sequences must all be non-empty; sequence {row} has length 0")
+    if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
+        raise TypeError(f"sequence {row} must hold int ids, got dtype {values.dtype}")
+    return values.long()
+
+
 def padding_mask(lengths: torch.Tensor, n: int) -> torch.Tensor:
-    """(b, n) boolean mask, True at the first lengths[i] positions of row i (the real tokens)."""
-    return torch.arange(n)[None, :] < lengths[:, None]  # (1, n) < (b, 1) -> (b, n)
+    """(b, n) boolean mask, True at the first lengths[i] positions of row i (the real tokens).
+
+    lengths: (b,) integer tensor with values in [1, n]; n: a positive int (a length above n would be cut silently).
+    """
+    _require_lengths("lengths", lengths)
+    require_positive_int("n", n)
+    if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > n):
+        raise ValueError(f"lengths must lie in [1, n={n}], got values in [{int(lengths.min())}, {int(lengths.max())}]")
+    return torch.arange(n, device=lengths.device)[None, :] < lengths[:, None]  # (1, n) < (b, 1) -> (b, n)
+
+
+def _require_lengths(name: str, lengths) -> None:
+    if not isinstance(lengths, torch.Tensor) or lengths.ndim != 1 or lengths.dtype == torch.bool \
+            or lengths.is_floating_point() or lengths.is_complex():
+        what = f"{lengths.dtype} {tuple(lengths.shape)}" if isinstance(lengths, torch.Tensor) else type(lengths).__name__
+        raise TypeError(f"{name} must be a 1-D integer tensor, got {what}")
 
 
 def split_indices(count: int, test_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random split of range(count): (train indices, test indices), test_size of them held out."""
-    if not 0 < test_size < count:
-        raise ValueError(f"test_size must be between 1 and count - 1 = {count - 1}, got {test_size}")
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    require_positive_int("count", count)
+    if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < count:
+        raise ValueError(f"test_size must be an int between 1 and count - 1 = {count - 1}, got {test_size!r}")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(require_seed("seed", seed)))
     return order[test_size:].sort().values, order[:test_size].sort().values
 
 
@@ -54,8 +91,13 @@ class LabelledData:
     lengths: torch.Tensor | None = None
 
     def __post_init__(self):
+        for name in ("inputs", "labels"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(getattr(self, name)).__name__}")
         if self.labels.ndim != 1 or self.labels.dtype != torch.long:
             raise ValueError(f"labels must be a 1-D long tensor, got {self.labels.dtype} {tuple(self.labels.shape)}")
+        if len(self.labels) and int(self.labels.min()) < 0:
+            raise ValueError(f"labels must be class indices >= 0, found {int(self.labels.min())}")
         if len(self.inputs) != len(self.labels):
             raise ValueError(f"inputs holds {len(self.inputs)} examples but labels {len(self.labels)}")
         if self.inputs.is_floating_point():
@@ -64,15 +106,16 @@ class LabelledData:
         elif self.inputs.ndim != 2 or self.inputs.dtype != torch.long:
             raise ValueError(f"token inputs must be a (N, n) long tensor, got {self.inputs.dtype} {tuple(self.inputs.shape)}")
         if self.lengths is not None:
+            _require_lengths("lengths", self.lengths)
             if self.lengths.shape != self.labels.shape:
                 raise ValueError(f"lengths must have shape {tuple(self.labels.shape)}, got {tuple(self.lengths.shape)}")
-            if int(self.lengths.min()) < 1 or int(self.lengths.max()) > self.inputs.shape[1]:
+            if len(self.lengths) and (int(self.lengths.min()) < 1 or int(self.lengths.max()) > self.inputs.shape[1]):
                 raise ValueError(f"lengths must lie in [1, {self.inputs.shape[1]}] (the padded width)")
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int = 0) -> LabelledData:
         ids, lengths = pad_sequences(sequences, pad_id)
-        return cls(ids, torch.as_tensor(list(labels), dtype=torch.long), lengths)
+        return cls(ids, _label_tensor(labels), lengths)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -104,6 +147,27 @@ def input_positions(inputs: torch.Tensor) -> int:
     return inputs.numel() if inputs.ndim == 2 else inputs[:, 0].numel()  # (b, H, W) ignores channels
 
 
+def _label_tensor(labels) -> torch.Tensor:
+    """Class indices as a 1-D long tensor; floats are refused (they would be truncated)."""
+    values = torch.as_tensor(labels) if isinstance(labels, torch.Tensor) else torch.as_tensor(list(labels))
+    if values.numel() and (values.dtype == torch.bool or values.is_floating_point() or values.is_complex()):
+        raise TypeError(f"labels must be int class indices, got dtype {values.dtype}")
+    return values.long()
+
+
+def _require_data(name: str, data) -> None:
+    if not isinstance(data, LabelledData):
+        raise TypeError(f"{name} must be a LabelledData, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{name} must hold at least one example")
+
+
+def _kind(data: LabelledData) -> str:
+    if data.inputs.is_floating_point():
+        return f"images of shape {tuple(data.inputs.shape[1:])}"
+    return "padded sequences (with lengths)" if data.lengths is not None else "token sequences (without lengths)"
+
+
 class ClassificationTask:
     """Training batches drawn at random (with replacement) from `train`; evaluation on `held_out`.
 
@@ -111,6 +175,10 @@ class ClassificationTask:
     """
 
     def __init__(self, train: LabelledData, held_out: LabelledData, batch_size: int, eval_batch_size: int = 64):
+        _require_data("train", train)
+        _require_data("held_out", held_out)
+        if _kind(train) != _kind(held_out):
+            raise ValueError(f"train holds {_kind(train)} but held_out {_kind(held_out)}: the model takes one kind")
         require_positive_int("batch_size", batch_size)
         require_positive_int("eval_batch_size", eval_batch_size)
         self.train, self.held_out = train, held_out
@@ -131,6 +199,7 @@ class ClassificationTask:
     def evaluate(self, model, data: LabelledData | None = None) -> dict:
         """{"val_loss": mean cross-entropy (nats), "val_accuracy": fraction right} on `data` (default: held_out)."""
         data = self.held_out if data is None else data
+        _require_data("data", data)
         device = next(model.parameters()).device
         # shortest first, so each batch is padded only to lengths close to its own
         order = torch.arange(len(data)) if data.lengths is None else data.lengths.argsort(stable=True)

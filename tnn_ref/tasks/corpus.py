@@ -51,13 +51,31 @@ class TokenCorpus:
 
 
 def tokenizer_to_json(tokenizer) -> str:
+    """A CharVocab or Bpe as the JSON text a checkpoint keeps."""
     if isinstance(tokenizer, Bpe):
         return json.dumps({"kind": "bpe", "bpe": tokenizer.to_json()})
-    return json.dumps({"kind": "char", "chars": tokenizer.chars})
+    if isinstance(tokenizer, CharVocab):
+        return json.dumps({"kind": "char", "chars": tokenizer.chars})
+    raise TypeError(f"tokenizer must be a CharVocab or a Bpe, got {type(tokenizer).__name__}")
+
+
+def _tokenizer_state(text) -> dict:
+    """The parsed JSON of a saved tokenizer: {"kind": "char", "chars": [...]} or {"kind": "bpe", "bpe": "..."}."""
+    what = "tokenizer_json must be the JSON text tokenizer_to_json writes"
+    if not isinstance(text, str):
+        raise TypeError(f"{what}, got {type(text).__name__}")
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{what}; it is not JSON ({error})") from None
+    fields = {"char": "chars", "bpe": "bpe"}
+    if not isinstance(state, dict) or state.get("kind") not in fields or fields[state["kind"]] not in state:
+        raise ValueError(f"{what}: an object with kind 'char' (and chars) or 'bpe' (and bpe)")
+    return state
 
 
 def tokenizer_from_json(text: str):
-    state = json.loads(text)
+    state = _tokenizer_state(text)
     return Bpe.from_json(state["bpe"]) if state["kind"] == "bpe" else CharVocab.from_chars(state["chars"])
 
 
@@ -69,7 +87,12 @@ def _source_files(data: str, data_dir) -> tuple[str, dict[str, list[Path]], Path
     if data == "wikitext103":
         folder = wikitext103_folder(data_dir)
         return data, text_folder_splits(folder), _default_cache(folder)
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"data must be 'tinyshakespeare', 'wikitext103' or a folder path, got {type(data).__name__}")
     folder = Path(data)
+    if not folder.exists():
+        raise FileNotFoundError(f"data={str(data)!r} is neither 'tinyshakespeare' nor 'wikitext103' nor an existing "
+                                "folder of text files")
     return folder.name, text_folder_splits(folder), _default_cache(folder)
 
 
@@ -117,16 +140,29 @@ def _build_tokenizer(kind: str, texts: dict[str, str], vocab_size: int):
     return Bpe.train((line for chunk in line_chunks(texts["train"]) for line in chunk), vocab_size=vocab_size)
 
 
-def load_corpus(data: str = "tinyshakespeare", tokenizer: str = "char", vocab_size: int = PAPER_VOCAB_SIZE,
+def _tokenizer_kind(tokenizer, tokenizer_json) -> str:
+    """'char' or 'bpe': as asked, or the saved tokenizer's kind; both given must agree."""
+    if tokenizer is not None and tokenizer not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+    if tokenizer_json is None:
+        return tokenizer or "char"
+    saved = _tokenizer_state(tokenizer_json)["kind"]
+    if tokenizer is not None and tokenizer != saved:
+        raise ValueError(f"tokenizer={tokenizer!r} contradicts tokenizer_json, which holds a {saved!r} tokenizer; "
+                         "pass tokenizer=None (or the saved kind)")
+    return saved
+
+
+def load_corpus(data: str = "tinyshakespeare", tokenizer: str | None = None, vocab_size: int = PAPER_VOCAB_SIZE,
                 data_dir=None, cache: str | os.PathLike | None = None, tokenizer_json: str | None = None) -> TokenCorpus:
     """Tokenise (once) and memory-map a corpus.
 
-    data: 'tinyshakespeare', 'wikitext103' or a folder of text files; tokenizer: 'char' or 'bpe';
-    tokenizer_json: a saved tokenizer (from a checkpoint) to use instead of building one;
+    data: 'tinyshakespeare', 'wikitext103' or a folder of text files; tokenizer: 'char' or 'bpe' (None:
+    'char', or the kind of tokenizer_json); tokenizer_json: a saved tokenizer (from a checkpoint) to use
+    instead of building one; vocab_size: the BPE's size (tokenizer='bpe' only);
     cache: where the tokenizer and token arrays go (default: beside the data if writable).
     """
-    if tokenizer not in TOKENIZERS:
-        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+    tokenizer = _tokenizer_kind(tokenizer, tokenizer_json)
     name, files, default_cache = _source_files(data, data_dir)
     cache = Path(cache) if cache is not None else default_cache
     cache.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tnn_ref.checks import require_finite, require_float_tensor
+
 PIXEL_LEVELS = 256  # the token vocabulary of the sequential task: one id per intensity
 NUM_CLASSES = 10
 DIGITS_SCALE = 16.0  # load_digits' pixels are counts 0..16
@@ -35,12 +37,19 @@ def load_digit_images(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def quantise_pixels(images: torch.Tensor) -> torch.Tensor:
-    """Intensities in [0, 1] -> integer levels 0..255 (long), the nearest of 256 evenly spaced values."""
+    """Intensities in [0, 1] -> integer levels 0..255 (long), the nearest of 256 evenly spaced values.
+
+    images: a float tensor (values outside [0, 1] are clipped); integer images (0..255) are refused, since
+    clipping them to [0, 1] would leave two levels. NaN would become an arbitrary level and is refused.
+    """
+    require_float_tensor("images", images)
+    require_finite("images", images)
     return torch.round(images.clamp(0.0, 1.0) * (PIXEL_LEVELS - 1)).long()
 
 
 def pixel_sequences(images: torch.Tensor) -> torch.Tensor:
     """Grey images (N, 1, H, W) in [0, 1] -> token ids (N, H*W) in [0, 256), row by row (raster order)."""
+    require_float_tensor("images", images)
     if images.ndim != 4 or images.shape[1] != 1:
         raise ValueError(f"images must have shape (N, 1, H, W), got {tuple(images.shape)}")
     return quantise_pixels(images).flatten(1)  # (N, 1, H, W) -> (N, H*W)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tnn_ref.checks import require_positive_int
+from tnn_ref.tasks.batches import id_array, require_seed
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 CLOSE = "]"
@@ -93,6 +94,8 @@ def evaluate_listops(tokens: Sequence[str]) -> int:
 
 def parse_expression(text: str) -> list[str]:
     """Whitespace-separated text -> tokens: "[MAX 2 [MIN 4 7 ] ]" -> ["[MAX", "2", "[MIN", "4", "7", "]", "]"]."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
     return text.split()
 
 
@@ -105,16 +108,18 @@ def format_expression(tokens: Sequence[str]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 def encode_listops(tokens: Sequence[str]) -> list[int]:
-    """Tokens -> ids in [1, len(VOCAB)); id 0 is the padding id."""
-    try:
-        return [TOKEN_IDS[token] for token in tokens]
-    except KeyError as error:
-        raise ValueError(f"tokens holds {error.args[0]!r}, which is not in the ListOps vocabulary {VOCAB[1:]}") from None
+    """Tokens -> ids in [1, len(VOCAB)); id 0 is the padding id, which no token encodes to."""
+    if isinstance(tokens, str):
+        raise TypeError("tokens must be a sequence of tokens; split a string first (parse_expression)")
+    unknown = [token for token in tokens if token == PAD or token not in TOKEN_IDS]
+    if unknown:
+        raise ValueError(f"tokens holds {unknown[0]!r}, which is not in the ListOps vocabulary {VOCAB[1:]}")
+    return [TOKEN_IDS[token] for token in tokens]
 
 
 def decode_listops(ids: Sequence[int]) -> list[str]:
-    """Ids -> tokens, padding dropped."""
-    return [VOCAB[int(i)] for i in ids if int(i) != PAD_ID]
+    """Ids (ints in [0, len(VOCAB))) -> tokens, padding dropped."""
+    return [VOCAB[i] for i in id_array("ids", ids, len(VOCAB)).tolist() if i != PAD_ID]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,9 +143,10 @@ class ListOpsConfig:
             raise ValueError(f"max_args must be an int >= 2 (an operator takes at least 2 arguments), got {self.max_args!r}")
         if self.min_length > self.max_length:
             raise ValueError(f"min_length ({self.min_length}) must not exceed max_length ({self.max_length})")
-        if not 0.0 <= self.operator_probability <= 1.0:
-            raise ValueError(f"operator_probability must be in [0, 1], got {self.operator_probability!r}")
-        longest = longest_expression(self.max_depth, self.max_args)
+        p = self.operator_probability
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"operator_probability must be a number in [0, 1], got {p!r}")
+        longest = longest_expression(self.max_depth, self.max_args, at_most=self.min_length)
         if self.min_length > longest:
             raise ValueError(f"min_length={self.min_length} is longer than any expression max_depth={self.max_depth} and "
                              f"max_args={self.max_args} allow ({longest} tokens)")
@@ -160,10 +166,18 @@ class ListOpsConfig:
 LRA_SPLIT_SIZES = (96_000, 2_000, 2_000)  # train, validation, test
 
 
-def longest_expression(max_depth: int, max_args: int) -> int:
-    """Token count of the largest tree: every node an operator with max_args arguments, down to max_depth."""
+def longest_expression(max_depth: int, max_args: int, at_most: int | None = None) -> int:
+    """Token count of the largest tree: every node an operator with max_args arguments, down to max_depth.
+
+    at_most: stop once the count passes it and return the count reached (a bound, not the exact count), so
+    a deep tree costs a few steps instead of a number with max_depth digits.
+    """
+    require_positive_int("max_depth", max_depth)
+    require_positive_int("max_args", max_args)
     length = 1  # a digit at the deepest level
     for _ in range(max_depth - 1):
+        if at_most is not None and length > at_most:
+            break
         length = 2 + max_args * length  # operator token, its arguments, the closing bracket
     return length
 
@@ -173,22 +187,35 @@ class _TooLong(Exception):
 
 
 def draw_expression(config: ListOpsConfig, rng: random.Random) -> list[str]:
-    """One expression drawn by LRA's procedure (any length up to config.max_length; longer ones raise _TooLong)."""
-    tokens: list[str] = []
+    """One expression drawn by LRA's procedure (any length up to config.max_length; longer ones raise _TooLong).
 
-    def grow(depth: int) -> None:
+    Depth first, as the recursive definition reads (a node, then its arguments left to right), but with an
+    explicit stack, so a deep tree cannot exhaust Python's recursion limit.
+    """
+    tokens: list[str] = []
+    open_args: list[int] = []  # for each open operator, the arguments still to draw
+    while True:
+        depth = len(open_args) + 1  # the node about to be drawn
         if depth < config.max_depth and rng.random() < config.operator_probability:
             tokens.append(rng.choice(OPERATORS))
-            for _ in range(rng.randint(2, config.max_args)):
-                grow(depth + 1)
+            open_args.append(rng.randint(2, config.max_args))
+            continue  # draw its first argument
+        tokens.append(rng.choice(DIGITS))
+        _check_length(tokens, config)
+        while open_args:  # the node just finished may complete its parent, and so on upwards
+            open_args[-1] -= 1
+            if open_args[-1]:
+                break
+            open_args.pop()
             tokens.append(CLOSE)
-        else:
-            tokens.append(rng.choice(DIGITS))
-        if len(tokens) > config.max_length:
-            raise _TooLong  # stop early: a draw costs at most max_length tokens of work, however big the tree
+            _check_length(tokens, config)
+        if not open_args:
+            return tokens
 
-    grow(1)
-    return tokens
+
+def _check_length(tokens: list[str], config: ListOpsConfig) -> None:
+    if len(tokens) > config.max_length:
+        raise _TooLong  # stop early: a draw costs at most max_length tokens of work, however big the tree
 
 
 def generate_listops(count: int, config: ListOpsConfig = ListOpsConfig(), seed: int = 0,
@@ -201,8 +228,12 @@ def generate_listops(count: int, config: ListOpsConfig = ListOpsConfig(), seed: 
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"count must be a non-negative int, got {count!r}")
+    if not isinstance(config, ListOpsConfig):
+        raise TypeError(f"config must be a ListOpsConfig, got {type(config).__name__}")
+    if max_tries is not None:
+        require_positive_int("max_tries", max_tries)
     max_tries = 5_000 * max(count, 1) if max_tries is None else max_tries
-    rng = random.Random(seed)
+    rng = random.Random(require_seed("seed", seed))
     kept: list[list[str]] = []
     seen: set[tuple[str, ...]] = set()
     tries = 0
@@ -238,6 +269,8 @@ class ListOpsSplit:
 
 def listops_splits(sizes: Sequence[int], config: ListOpsConfig = ListOpsConfig(), seed: int = 0) -> list[ListOpsSplit]:
     """Disjoint splits of the given sizes (e.g. train, validation, test), cut from one duplicate-free draw."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a sequence of ints (e.g. [train, validation, test]), got {sizes!r}")
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes):
         raise ValueError(f"sizes must be non-negative ints, got {list(sizes)!r}")
     expressions = generate_listops(sum(sizes), config, seed)

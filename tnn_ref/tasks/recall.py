@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tnn_ref.checks import require_positive_int
+from tnn_ref.checks import require_positive_int, require_tokens
+from tnn_ref.tasks.batches import require_seed
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class RecallConfig:
 def associative_recall(count: int, config: RecallConfig = RecallConfig(), seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens (count, length) long, labels (count,) long in [0, values)), seeded and deterministic."""
     require_positive_int("count", count)
-    generator = torch.Generator().manual_seed(seed)
+    _require_config(config)
+    generator = torch.Generator().manual_seed(require_seed("seed", seed))
     p = config.pairs
     keys = torch.rand(count, config.keys, generator=generator).argsort(dim=1)[:, :p]  # (count, P): distinct per row
     values = torch.rand(count, config.values, generator=generator).argsort(dim=1)[:, :p]  # (count, P): distinct per row
@@ -83,6 +85,7 @@ def recall_answer(tokens: torch.Tensor, config: RecallConfig) -> torch.Tensor:
     The query key is the last token; it must occur exactly once earlier (not counting the marker before
     it), followed by a value token. Raises ValueError when a row breaks that rule.
     """
+    _require_recall_tokens(tokens, config)
     query = tokens[:, -1:]  # (N, 1)
     found = tokens[:, :-2] == query  # (N, n-2): earlier occurrences of the query key
     counts = found.sum(dim=1)
@@ -102,7 +105,26 @@ def query_blind_accuracy(tokens: torch.Tensor, config: RecallConfig) -> float:
     The query names one of the P pairs uniformly, so the best blind guess is the most frequent value
     among them, right with probability (its count) / P. Chance, knowing nothing, is 1 / values.
     """
+    _require_recall_tokens(tokens, config)
     p = config.pairs
     values = tokens[:, 1 : 2 * p : 2] - config.value_offset  # (N, P)
+    if not bool(((values >= 0) & (values < config.values)).all()):
+        raise ValueError(f"tokens must hold value tokens at positions 1, 3, .., {2 * p - 1} (ids in "
+                         f"[{config.value_offset}, {config.query_marker})), as associative_recall lays them out")
     counts = torch.nn.functional.one_hot(values, config.values).sum(dim=1)  # (N, values)
     return float(counts.max(dim=1).values.float().mean() / p)
+
+
+def _require_config(config) -> None:
+    if not isinstance(config, RecallConfig):
+        raise TypeError(f"config must be a RecallConfig, got {type(config).__name__}")
+
+
+def _require_recall_tokens(tokens, config: RecallConfig) -> None:
+    """tokens (N, n) of ids in [0, config.vocab_size), n >= 2 * pairs + 2 (the pairs, the marker, the query)."""
+    _require_config(config)
+    require_tokens("tokens", tokens, config.vocab_size)
+    shortest = 2 * config.pairs + 2
+    if tokens.shape[1] < shortest:
+        raise ValueError(f"tokens must have shape (N, n) with n >= 2 * pairs + 2 = {shortest}, got "
+                         f"{tuple(tokens.shape)}")

@@ -6,12 +6,15 @@ TNN_DATA_DIR, the cache, then the canonical address), always checked against its
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from tnn_ref.tasks.batches import id_array
 from tnn_ref.tasks.download import find_or_download
 
 SHAKESPEARE_FILE = "tinyshakespeare.txt"
@@ -29,12 +32,21 @@ class CharVocab:
     """Characters <-> ids, the sorted set of characters of a text."""
 
     def __init__(self, text: str):
+        _require_text("text", text)
         self.chars = sorted(set(text))
         self.index = {ch: i for i, ch in enumerate(self.chars)}
 
     @classmethod
     def from_chars(cls, chars) -> CharVocab:
-        """The vocabulary of exactly these characters (as saved in a checkpoint), in sorted order."""
+        """The vocabulary of exactly these characters (as saved in a checkpoint): distinct single characters
+        in sorted order, so that id i is still chars[i] (a reordered list would silently swap ids)."""
+        chars = list(chars)
+        wrong = [ch for ch in chars if not (isinstance(ch, str) and len(ch) == 1)]
+        if wrong:
+            raise ValueError(f"chars must be single characters, got {wrong[:5]!r}")
+        if chars != sorted(set(chars)):
+            raise ValueError("chars must be distinct and in sorted order (as CharVocab.chars saves them), so that "
+                             "each id keeps its character")
         return cls("".join(chars))
 
     def __len__(self) -> int:
@@ -45,6 +57,7 @@ class CharVocab:
 
     def encode_array(self, text: str) -> np.ndarray:
         """Ids (len(text),) int64; vectorised, so a corpus of hundreds of millions of characters takes seconds."""
+        _require_text("text", text)
         points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (len(text),) code points
         table = np.array([ord(ch) for ch in self.chars], dtype=np.uint32)  # sorted, as self.chars is
         ids = np.searchsorted(table, points)  # (len(text),) position of each code point in the table
@@ -56,15 +69,36 @@ class CharVocab:
         return ids.astype(np.int64)
 
     def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        """Ids (a 1-D list, array or tensor of ints in [0, len(vocab))) -> text."""
+        return "".join(self.chars[i] for i in id_array("ids", ids, len(self.chars)).tolist())
+
+
+def _require_text(name: str, text) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+
+
+def _check_fractions(fractions) -> tuple[float, float, float]:
+    """Three finite positive numbers summing to 1."""
+    values = tuple(fractions) if isinstance(fractions, (tuple, list)) else ()
+    numbers_ok = all(not isinstance(f, bool) and isinstance(f, numbers.Real) and math.isfinite(f) for f in values)
+    if len(values) != 3 or not numbers_ok or min(values) <= 0 or abs(sum(values) - 1) > 1e-9:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions!r}")
+    return values
 
 
 def split_by_position(sequence, fractions=(0.9, 0.05, 0.05)) -> tuple:
-    """Cut a sequence (text, tensor, array) in three by position: by default the first 90%, the next 5%, the last 5%."""
-    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
-    a = int(len(sequence) * fractions[0])
-    b = a + int(len(sequence) * fractions[1])
+    """Cut a sequence (text, tensor, array) in three by position: by default the first 90%, the next 5%, the last 5%.
+
+    fractions: three positive numbers summing to 1; every part must come out non-empty.
+    """
+    fractions = _check_fractions(fractions)
+    n = len(sequence)
+    a = int(n * fractions[0])
+    b = a + int(n * fractions[1])
+    if not 0 < a < b < n:
+        raise ValueError(f"a sequence of {n} items is too short to cut by fractions={fractions}: the parts would hold "
+                         f"{a}, {b - a} and {n - b} items, and each needs at least one")
     return sequence[:a], sequence[a:b], sequence[b:]
 
 

@@ -85,7 +85,8 @@ def text_folder_splits(folder: str | os.PathLike) -> dict[str, list[Path]]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"data folder {str(folder)!r} does not exist")
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"data folder {str(folder)!r} {problem}")
     if _holds_wikitext(folder):
         return {split: [folder / name] for split, name in WIKITEXT_FILES.items()}
     if all((folder / f"{split}.txt").is_file() for split in SPLITS):

@@ -48,8 +48,8 @@ def setup(device: str = "auto") -> Place:
         use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         if use_cuda:
             if local_rank >= torch.cuda.device_count():
-                raise RuntimeError(f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} GPUs: "
-                                   "start at most that many processes per node (--nproc_per_node)")
+                raise ValueError(f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} GPUs: "
+                                 "start at most that many processes per node (--nproc_per_node)")
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return place()
@@ -60,6 +60,13 @@ def place() -> Place:
     if not (dist.is_available() and dist.is_initialized()):
         return Place()
     return Place(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def is_main_process() -> bool:
+    """Rank 0, also before `setup` has joined the process group (torchrun's RANK says it then)."""
+    if dist.is_available() and dist.is_initialized():
+        return place().is_main
+    return not launched_by_torchrun() or os.environ["RANK"] == "0"
 
 
 def teardown() -> None:

@@ -17,10 +17,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tnn_ref.checks import require_positive_int
+from tnn_ref.checks import require_nonnegative_int, require_positive_int
 from tnn_ref.training.distributed import place
-from tnn_ref.training.evaluate import evaluate_lm
-from tnn_ref.training.loop import next_token_loss
+from tnn_ref.training.evaluate import evaluate_lm, require_eval_window
+from tnn_ref.training.loop import next_token_loss, require_seed
+
+
+def _require_token_array(name: str, tokens) -> np.ndarray | torch.Tensor:
+    """A 1-D numpy array (or CPU tensor) of integer token ids, shape (n,); a memory map stays one."""
+    if not isinstance(tokens, np.ndarray | torch.Tensor):
+        raise TypeError(f"{name} must be a 1-D numpy array (or torch tensor) of token ids, got {type(tokens).__name__}")
+    if tokens.ndim != 1:
+        raise ValueError(f"{name} must have shape (n,), got shape {tuple(tokens.shape)}")
+    if np.asarray(tokens[:0]).dtype.kind not in "iu":  # (0,): the dtype without reading the data
+        raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+    return tokens
 
 
 class WindowSampler:
@@ -32,8 +43,10 @@ class WindowSampler:
         self.sequences_per_update = require_positive_int("sequences_per_update", sequences_per_update)
         self.micro_batch = require_positive_int("micro_batch", micro_batch)
         self.world = require_positive_int("world", world)
-        if not 0 <= rank < world:
-            raise ValueError(f"rank must be in [0, {world}), got {rank!r}")
+        if require_nonnegative_int("rank", rank) >= world:
+            raise ValueError(f"rank must be below world ({world}), got {rank!r}")
+        require_seed("seed", seed)
+        require_nonnegative_int("num_tokens", num_tokens)
         if sequences_per_update % (world * micro_batch):
             raise ValueError(f"sequences_per_update ({sequences_per_update}) must be a multiple of world size x "
                              f"micro_batch ({world} x {micro_batch}); change --tokens-per-update or --batch-size")
@@ -43,7 +56,8 @@ class WindowSampler:
         self.updates_per_epoch = self.windows // sequences_per_update
         if self.updates_per_epoch < 1:
             raise ValueError(f"the training split ({num_tokens:,} tokens) holds {self.windows} windows of "
-                             f"{context} + 1 tokens, fewer than one update's {sequences_per_update}")
+                             f"{context} + 1 tokens, fewer than one update's {sequences_per_update}: lower "
+                             "sequences_per_update (--tokens-per-update) or context (--context)")
         self._order_epoch, self._order = None, None
 
     def order(self, epoch: int) -> np.ndarray:
@@ -72,15 +86,20 @@ class ShardedLmTask:
                  micro_batch: int, seed: int = 0, eval_context: int | None = None, eval_tokens: int | None = None,
                  eval_batch_size: int | None = None):
         here = place()
-        self.tokens = train_tokens
+        self.tokens = _require_token_array("train_tokens", train_tokens)
         self.sampler = WindowSampler(len(train_tokens), context, sequences_per_update, micro_batch,
                                      here.world, here.rank, seed)
         self.context = context
         self.tokens_per_update = sequences_per_update * context
-        self.valid = torch.from_numpy(np.asarray(valid_tokens, dtype=np.int64))  # small: held in memory
-        self.eval_context = eval_context or context
+        valid = _require_token_array("valid_tokens", valid_tokens)
+        self.valid = torch.from_numpy(np.asarray(valid, dtype=np.int64))  # (n,) small: held in memory
+        self.eval_context = require_positive_int("eval_context", context if eval_context is None else eval_context)
+        self.eval_batch_size = require_positive_int("eval_batch_size",
+                                                    micro_batch if eval_batch_size is None else eval_batch_size)
+        # refused now rather than at the first evaluation, eval_every updates into the run
+        require_eval_window(len(self.valid), self.eval_context, eval_tokens, data_name="the validation split",
+                            context_name="eval_context", limit_name="eval_tokens")
         self.eval_tokens = eval_tokens
-        self.eval_batch_size = eval_batch_size or micro_batch
 
     def micro_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         batches = []
