@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from tnn_ref.decoding import LmDecoder, generate
+from tnn_ref.decoding import CacheTno, LmDecoder, generate
 from tnn_ref.model import TnnConfig, TnnEncoder, TnnLM
-from tnn_ref.ssm import ssm_kernel, toeplitz_to_ssm
+from tnn_ref.ssm import decay_horizon, ssm_kernel, toeplitz_to_ssm
 from tnn_ref.tno import Tno
 from tnn_ref.toeplitz import toeplitz_fft
 
@@ -22,7 +22,9 @@ def test_ssm_reproduces_the_kernel_and_the_product(n, rates):
     s = torch.randn(n, 3, generator=gen, dtype=torch.float64)
     kernel = s if rates is None else decayed(s, rates)
     ssm = toeplitz_to_ssm(s, rates)
-    assert ssm.poles.shape == ssm.weights.shape == (3, (n + 1) // 2 + 1)
+    J = (n + 1) // 2 + 1
+    assert ssm.weights.shape == (3, J)
+    assert ssm.poles.shape == ((1, J) if rates is None or isinstance(rates, float) else (3, J))  # shared for one rate
     torch.testing.assert_close(ssm_kernel(ssm, n), kernel, rtol=1e-10, atol=1e-10)
     x = torch.randn(2, n, 3, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(ssm.run(x), toeplitz_fft(x, kernel), rtol=1e-10, atol=1e-10)
@@ -60,7 +62,7 @@ def test_lm_decoder_equals_forward(mode, prenorm, n):
     torch.manual_seed(0)
     model = TnnLM(TnnConfig(vocab_size=13, dim=16, layers=2, expand=2, rpe_dim=8, rpe_layers=2, prenorm=prenorm)).double().eval()
     tokens = torch.randint(0, 13, (2, n))
-    decoder = LmDecoder(model, 2, n, mode)
+    decoder = LmDecoder(model, 2, n, mode, horizon=None)  # exact at every position, up to max_len
     stepped = torch.stack([decoder.step(tokens[:, t]) for t in range(n)], dim=1)
     torch.testing.assert_close(stepped, model(tokens), rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="max_len"):
@@ -125,5 +127,91 @@ def test_decay_horizon_and_truncated_ssm():
     decoder = LmDecoder(model, 1, 10, "ssm", horizon=horizon)  # may run past max_len: the horizon bounds the state
     stepped = torch.stack([decoder.step(tokens[:, t]) for t in range(60)], dim=1)
     torch.testing.assert_close(stepped, model(tokens), rtol=1e-9, atol=1e-9)
-    with pytest.raises(ValueError, match="only with mode='ssm'"):
-        LmDecoder(model, 1, 10, "cache", horizon=5)
+    with pytest.raises(ValueError, match="horizon"):
+        LmDecoder(model, 1, 10, "ssm", horizon=0)
+
+
+@pytest.mark.parametrize("T", [1, 5, 6, 7, 13, 30])  # below, at and past the period L = n + 1 = 7
+@pytest.mark.parametrize("rates", [0.8, [0.5, 0.9, 1.0], None])
+def test_state_after_a_prompt_equals_stepping(T, rates):
+    gen = torch.Generator().manual_seed(T)
+    ssm = toeplitz_to_ssm(torch.randn(6, 3, generator=gen, dtype=torch.float64), rates)
+    x = torch.randn(2, T, 3, generator=gen, dtype=torch.float64)
+    stepped = ssm.initial_state(2)
+    for t in range(T):
+        stepped, _ = ssm.step(stepped, x[:, t])
+    torch.testing.assert_close(ssm.state_after(x), stepped, rtol=1e-10, atol=1e-10)
+
+
+def test_state_after_without_pole_structure_steps():
+    ssm = toeplitz_to_ssm(torch.randn(5, 2, dtype=torch.float64), 0.9)
+    plain = type(ssm)(ssm.poles, ssm.weights, ssm.length)  # no rates/period: the generic path
+    x = torch.randn(1, 9, 2, dtype=torch.float64)
+    torch.testing.assert_close(plain.state_after(x), ssm.state_after(x), rtol=1e-10, atol=1e-10)
+
+
+def test_float32_tno_gets_a_complex64_state_within_tolerance():
+    torch.manual_seed(3)
+    tno = Tno(6, causal=True, decay=0.99, rpe_dim=8, rpe_layers=2)
+    ssm = tno.ssm(300)
+    assert ssm.weights.dtype == ssm.poles.dtype == torch.complex64 and ssm.poles.shape[0] == 1
+    assert tno.double().ssm(300).weights.dtype == torch.complex128
+    tno = tno.float()
+    x = torch.randn(2, 300, 6)
+    reference = tno(x).detach()
+    err = (tno.ssm(300).run(x) - reference).abs().max() / reference.abs().max()
+    assert err < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["cache", "ssm"])
+@pytest.mark.parametrize("T", [1, 9, 20])
+def test_prefill_then_steps_equal_the_forward(mode, T):
+    torch.manual_seed(0)
+    model = TnnLM(TnnConfig(vocab_size=11, dim=16, layers=2, expand=2, rpe_dim=8, rpe_layers=2)).double().eval()
+    tokens = torch.randint(0, 11, (2, T + 6))
+    reference = model(tokens)
+    decoder = LmDecoder(model, 2, T + 6, mode, horizon=None)
+    torch.testing.assert_close(decoder.prefill(tokens[:, :T]), reference[:, T - 1], rtol=1e-10, atol=1e-10)
+    for t in range(T, T + 6):
+        torch.testing.assert_close(decoder.step(tokens[:, t]), reference[:, t], rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="prefill"):
+        decoder.prefill(tokens[:, :T])
+
+
+def test_trimmed_cache_drops_exactly_the_lags_past_its_horizon():
+    torch.manual_seed(1)
+    tno = Tno(3, causal=True, decay=0.9, rpe_dim=8, rpe_layers=1).double()
+    v = torch.randn(2, 23, 3, dtype=torch.float64)
+    c, _ = tno.kernel(23)
+    truncated = c.clone()
+    truncated[5:] = 0  # horizon 5: lags 0..4 kept
+    expected = toeplitz_fft(v, truncated)
+    for prompt in (0, 3, 12):  # part read by prefill (wrapping the ring buffer), the rest stepped
+        cache = CacheTno(tno, 2, 23, horizon=5)
+        if prompt:
+            cache.prefill(v[:, :prompt])
+        outputs = torch.stack([cache.step(v[:, t]) for t in range(prompt, 23)], dim=1)
+        torch.testing.assert_close(outputs, expected[:, prompt:], rtol=1e-10, atol=1e-10)
+
+
+def test_default_horizon_follows_the_decay():
+    from tnn_ref.decoding import default_horizon
+
+    assert default_horizon(Tno(2, causal=True, decay=0.9, rpe_dim=4, rpe_layers=1), 10_000) == decay_horizon(0.9)
+    assert default_horizon(Tno(2, causal=True, decay=0.9, rpe_dim=4, rpe_layers=1), 50) is None  # max_len is shorter: exact
+    assert default_horizon(Tno(2, causal=True, decay=None, rpe_dim=4, rpe_layers=1), 77) is None  # no decay: exact
+
+
+def test_auto_horizon_ssm_runs_past_max_len_close_to_the_forward():
+    torch.manual_seed(2)
+    model = TnnLM(TnnConfig(vocab_size=11, dim=16, layers=2, expand=2, rpe_dim=8, rpe_layers=2, decay=0.8)).double().eval()
+    tokens = torch.randint(0, 11, (1, 300))
+    decoder = LmDecoder(model, 1, 100, "ssm")  # auto: decay_horizon(0.8) = 124 > 100, so exact up to 100
+    decoder.prefill(tokens[:, :50])
+    with pytest.raises(ValueError, match="max_len"):
+        [decoder.step(tokens[:, t]) for t in range(50, 101)]
+    decoder = LmDecoder(model, 1, 100, "ssm", horizon=40)  # a shorter horizon: no end, error ~ 0.8^41
+    decoder.prefill(tokens[:, :50])
+    stepped = torch.stack([decoder.step(tokens[:, t]) for t in range(50, 300)], dim=1)
+    reference = model(tokens)[:, 50:]
+    assert ((stepped - reference).abs().max() / reference.abs().max()) < 1e-3

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tnn_ref.baselines import TransformerEncoder
 from tnn_ref.checks import require_positive_int, require_same_device, require_tokens
 from tnn_ref.model import TnnEncoder, TnnLM
+from tnn_ref.ssm import decay_horizon
 from tnn_ref.tno import Tno
 
 MODES = ("fft", "cache", "ssm")
@@ -58,40 +59,77 @@ def _require_step_input(name: str, v: torch.Tensor, shape: tuple[int, int]) -> N
 
 
 class CacheTno:
-    """TNO(v)_t = sum_{k <= t} c_k v_{t-k} from a cache of every past input."""
+    """TNO(v)_t = sum_{k <= t} c_k v_{t-k} from a cache of every past input: O(t * D) per token.
 
-    def __init__(self, tno: Tno, batch: int, max_len: int):
+    horizon: keep only the last `horizon` inputs (a ring buffer) and drop lags >= horizon, O(horizon * D)
+    per token at any position: the comparator of a trimmed SSM (lags that far weigh lambda^horizon).
+    """
+
+    def __init__(self, tno: Tno, batch: int, max_len: int, horizon: int | None = None):
         require_fixed_kernel(tno)
         require_positive_int("batch", batch)
         require_positive_int("max_len", max_len)
+        _require_horizon(horizon)
+        size = max_len if horizon is None else horizon
         with torch.no_grad():
-            c, _ = tno.kernel(max_len)  # (N, D): the decayed causal kernel
+            c, _ = tno.kernel(size)  # (N, D): the decayed causal kernel
         self.kernel = c
-        self.inputs = torch.zeros(batch, max_len, tno.dim, device=c.device, dtype=c.dtype)  # (b, N, D)
-        self.t = 0
+        # ring buffer weights: position p of the buffer holds lag (t - p) mod N, read off one reversed kernel twice
+        self.ring = torch.cat([c.flip(0), c.flip(0)]) if horizon is not None else None  # (2N, D)
+        self.inputs = torch.zeros(batch, size, tno.dim, device=c.device, dtype=c.dtype)  # (b, N, D)
+        self.t, self.trimmed = 0, horizon is not None
+
+    def prefill(self, v: torch.Tensor) -> None:
+        """Store a whole prompt's inputs v (b, T, D) at once (its outputs come from the FFT forward)."""
+        size, T = self.inputs.shape[1], v.shape[1]
+        if not self.trimmed and self.t + T > size:
+            raise ValueError(f"the cache holds {size} positions; decode with a larger max_len")
+        for start in range(0, T, size):  # a prompt longer than the ring buffer: only its last `size` stay
+            chunk = v[:, start : start + size]
+            slots = (self.t + start + torch.arange(chunk.shape[1], device=v.device)) % size
+            self.inputs[:, slots] = chunk.to(self.inputs.dtype)
+        self.t += T
 
     def step(self, v: torch.Tensor) -> torch.Tensor:
         """v (b, D): the input at the next position -> TNO output there (b, D)."""
         _require_step_input("v", v, (self.inputs.shape[0], self.inputs.shape[2]))
-        if self.t >= self.inputs.shape[1]:
-            raise ValueError(f"the cache holds {self.inputs.shape[1]} positions; decode with a larger max_len")
-        self.inputs[:, self.t] = v
+        size = self.inputs.shape[1]
+        if not self.trimmed:
+            if self.t >= size:
+                raise ValueError(f"the cache holds {size} positions; decode with a larger max_len")
+            self.inputs[:, self.t] = v
+            self.t += 1
+            past = self.inputs[:, : self.t].flip(1)  # (b, t, D): v_t, v_{t-1}, ..., v_0
+            return (past * self.kernel[: self.t]).sum(1).to(v.dtype)  # (b, D)
+        slot = self.t % size
+        self.inputs[:, slot] = v
         self.t += 1
-        past = self.inputs[:, : self.t].flip(1)  # (b, t, D): v_t, v_{t-1}, ..., v_0
-        return (past * self.kernel[: self.t]).sum(1).to(v.dtype)  # (b, D)
+        weights = self.ring[size - 1 - slot : 2 * size - 1 - slot]  # (N, D): c[(slot - p) mod N] at buffer position p
+        return torch.linalg.vecdot(self.inputs, weights, dim=1).to(v.dtype)  # (b, D); unwritten slots are zero
 
 
 def _require_horizon(horizon) -> None:
+    """None (exact: a kernel of max_len) or a positive int."""
     if horizon is not None:
-        require_positive_int("horizon", horizon)
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon must be 'auto', None or a positive int, got {horizon!r}")
+
+
+def default_horizon(tno: Tno, max_len: int) -> int | None:
+    """The kernel length a decoder needs: the decay's horizon (lags past it weigh < 1e-12 of the nearest)
+    when it is shorter than max_len; else None (exact: a kernel of max_len), as without a decay."""
+    rates = None if tno.decay is None else tno.decay.rates(torch.float64)
+    horizon = decay_horizon(rates)
+    return horizon if horizon is not None and horizon < max_len else None
 
 
 class SsmTno:
     """TNO(v)_t from the recurrent state of the TNO's kernel as a diagonal SSM: constant work per token.
 
-    horizon: the kernel length the SSM reproduces exactly (default max_len, exact at every position).
-    A shorter one (see `tnn_ref.ssm.decay_horizon`) makes each step cheaper and lets decoding run past
-    max_len; lags beyond it are replaced by the kernel's periodic repeat times lambda^horizon.
+    horizon: None (exact at every position: a kernel of max_len, and decoding stops at max_len), or the
+    kernel length the SSM reproduces exactly (`default_horizon`: where the decay has made the kernel
+    negligible), which sets the cost of a step and lets decoding run on past max_len, lags beyond it
+    being replaced by the kernel's periodic repeat times lambda^(horizon + 1).
     """
 
     def __init__(self, tno: Tno, batch: int, max_len: int, horizon: int | None = None):
@@ -100,61 +138,72 @@ class SsmTno:
         require_positive_int("max_len", max_len)
         _require_horizon(horizon)
         self.ssm = tno.ssm(max_len if horizon is None else horizon)  # exact for lags < horizon
-        self.state = self.ssm.initial_state(batch)  # (b, D, J) complex128
+        self.state = self.ssm.initial_state(batch)  # (b, D, J): complex64 for a float32 model
         self.t, self.max_len = 0, (max_len if horizon is None else None)
+
+    def _check_room(self, count: int) -> None:
+        if self.max_len is not None and self.t + count > self.max_len:
+            raise ValueError(f"the SSM is exact for {self.max_len} positions; decode with a larger max_len")
+
+    def prefill(self, v: torch.Tensor) -> None:
+        """Set the state from a whole prompt's inputs v (b, T, D) in one pass (`DiagonalSsm.state_after`)."""
+        if self.t != 0:
+            raise ValueError("prefill starts a sequence: call it before any step")
+        self._check_room(v.shape[1])
+        self.state = self.ssm.state_after(v)  # (b, D, J)
+        self.t = v.shape[1]
 
     def step(self, v: torch.Tensor) -> torch.Tensor:
         """v (b, D): the input at the next position -> TNO output there (b, D)."""
         _require_step_input("v", v, tuple(self.state.shape[:2]))
-        if self.max_len is not None and self.t >= self.max_len:
-            raise ValueError(f"the SSM is exact for {self.max_len} positions; decode with a larger max_len")
+        self._check_room(1)
         self.t += 1
-        self.state, y = self.ssm.step(self.state, v.double())
+        self.state, y = self.ssm.step(self.state, v.to(self.state.real.dtype))
         return y.to(v.dtype)  # (b, D)
 
 
-class LmDecoder:
-    """Feeds a TnnLM one token at a time: `step(tokens (b,)) -> logits (b, vocab)` for the next token.
+def _resolve_horizon(horizon, mode: str, tno: Tno, max_len: int) -> int | None:
+    """None: exact everywhere (kernel of max_len); "auto": the decay's horizon for mode='ssm', the full
+    cache for mode='cache' (the O(t) comparator); an int: that horizon in either mode."""
+    if horizon == "auto":
+        return default_horizon(tno, max_len) if mode == "ssm" else None
+    _require_horizon(horizon)
+    return horizon
 
-    batch: sequences decoded side by side; max_len: positions each holds (with mode='ssm' and a
-    horizon, decoding may run past it); horizon: see `SsmTno` (mode='ssm' only).
+
+class LmDecoder:
+    """Feeds a TnnLM a prompt in one pass, then one token at a time: `prefill(tokens (b, T))` and
+    `step(tokens (b,))` each return the logits (b, vocab) for the next token.
+
+    batch: sequences decoded side by side; max_len: positions each holds (a decoder whose horizon is
+    shorter than max_len may run past it); horizon: None, "auto" (default) or an int, see `SsmTno`,
+    `CacheTno` and `default_horizon`: "auto" gives the SSM the decay's horizon and keeps the full cache.
     """
 
-    def __init__(self, model: TnnLM, batch: int, max_len: int, mode: str = "ssm", horizon: int | None = None):
+    def __init__(self, model: TnnLM, batch: int, max_len: int, mode: str = "ssm", horizon="auto"):
         if not isinstance(model, TnnLM):
             raise TypeError(f"model must be a TnnLM (a causal TNN), got {type(model).__name__}")
         if mode not in ("cache", "ssm"):
             raise ValueError(f"mode must be 'cache' or 'ssm' for step-by-step decoding, got {mode!r}")
         require_positive_int("batch", batch)
         require_positive_int("max_len", max_len)
-        if horizon is not None and mode != "ssm":
-            raise ValueError(f"horizon must be None or a positive int, and only with mode='ssm'; got {horizon!r}")
-        _require_horizon(horizon)
         self.model, self.batch = model, batch
         tnos = [block.token_mixer.toep for block in model.blocks]
         for tno in tnos:
             require_fixed_kernel(tno)  # before any state is built: one clear refusal, whichever mode
-        if mode == "cache":
-            self.tno_states = [CacheTno(tno, batch, max_len) for tno in tnos]
-        else:
-            self.tno_states = [SsmTno(tno, batch, max_len, horizon) for tno in tnos]
+        state = CacheTno if mode == "cache" else SsmTno
+        self.tno_states = [state(tno, batch, max_len, _resolve_horizon(horizon, mode, tno, max_len)) for tno in tnos]
+        self.t = 0
 
-    @torch.no_grad()
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (b,): one id per sequence, the next position's input -> logits (b, vocab)."""
-        model = self.model
-        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or len(tokens) != self.batch:
-            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-            raise ValueError(f"tokens must be a 1-D tensor of {self.batch} ids (one per sequence), got {shape}")
-        require_same_device("tokens", tokens, "the model", model.embed.weight)
-        x = model.embed(tokens[:, None])[:, 0]  # (b, d): the same embedding, sqrt(d) scale and checks
-        for block, tno_state in zip(model.blocks, self.tno_states):
+    def _through_blocks(self, x: torch.Tensor, tno_output) -> torch.Tensor:
+        """x (b, [T,] d) through every block, the TNO's output given by tno_output(tno_state, gtu, v)."""
+        for block, tno_state in zip(self.model.blocks, self.tno_states):
             gtu = block.token_mixer
 
             def token_mix(h):
-                u = F.silu(gtu.u_proj(h))  # (b, e*d)
-                v = F.silu(gtu.v_proj(h))  # (b, e*d)
-                return gtu.o(u * tno_state.step(v))  # (b, d)
+                u = F.silu(gtu.u_proj(h))  # (b, [T,] e*d)
+                v = F.silu(gtu.v_proj(h))  # (b, [T,] e*d)
+                return gtu.o(u * tno_output(tno_state, gtu, v))  # (b, [T,] d)
 
             if block.prenorm:
                 x = x + token_mix(block.token_norm(x))
@@ -162,7 +211,40 @@ class LmDecoder:
             else:
                 x = block.token_norm(x + token_mix(x))
                 x = block.feature_norm(x + block.feature_mixer(x))
-        return model.final_norm(x) @ model.embed.weight.T  # (b, vocab)
+        return x
+
+    def _check_tokens(self, tokens, ndim: int) -> None:
+        shape = "(batch,)" if ndim == 1 else "(batch, T)"
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != ndim or len(tokens) != self.batch:
+            got = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            raise ValueError(f"tokens must be a tensor of shape {shape} with batch = {self.batch} (one row per "
+                             f"sequence), got {got}")
+        require_same_device("tokens", tokens, "the model", self.model.embed.weight)
+
+    @torch.no_grad()
+    def prefill(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Read a prompt (b, T) in one parallel pass: the FFT forward of every block, each TNO's state set
+        from its inputs; returns the logits (b, vocab) after the last prompt token."""
+        self._check_tokens(tokens, 2)
+        if self.t != 0:
+            raise ValueError("prefill reads the start of a sequence: call it before any step")
+
+        def fft_and_keep(tno_state, gtu, v):
+            tno_state.prefill(v)  # (b, T, e*d): the state after the prompt
+            return gtu.toep(v)  # (b, T, e*d): the prompt's TNO outputs, by FFT
+
+        x = self._through_blocks(self.model.embed(tokens), fft_and_keep)  # (b, T, d)
+        self.t = tokens.shape[1]
+        return self.model.final_norm(x[:, -1]) @ self.model.embed.weight.T  # (b, vocab)
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (b,): one id per sequence, the next position's input -> logits (b, vocab)."""
+        self._check_tokens(tokens, 1)
+        x = self.model.embed(tokens[:, None])[:, 0]  # (b, d): the same embedding, sqrt(d) scale and checks
+        x = self._through_blocks(x, lambda tno_state, gtu, v: tno_state.step(v))  # (b, d)
+        self.t += 1
+        return self.model.final_norm(x) @ self.model.embed.weight.T  # (b, vocab)
 
 
 def check_sampling(temperature, top_k, vocab_size: int, generator=None) -> None:
@@ -222,22 +304,24 @@ def _check_generate_options(model, mode: str, context, horizon) -> None:
             raise ValueError(f"context limits what mode='fft' re-reads; mode={mode!r} reads every token once, so "
                              "pass context=None")
         require_positive_int("context", context)
-    if horizon is not None:
-        if mode != "ssm":
-            raise ValueError(f"horizon must be None or a positive int, and only with mode='ssm'; got {horizon!r} "
-                             f"with mode={mode!r}")
+    if horizon != "auto":
+        if mode == "fft":
+            raise ValueError(f"horizon sets the kernel length of mode='cache' or 'ssm'; mode='fft' re-reads the "
+                             f"whole sequence, so leave horizon='auto'; got {horizon!r}")
         _require_horizon(horizon)
 
 
 @torch.no_grad()
 def generate(model, prompt: torch.Tensor, steps: int, mode: str = "fft", temperature: float = 1.0,
              top_k: int | None = None, generator: torch.Generator | None = None,
-             context: int | None = None, horizon: int | None = None) -> torch.Tensor:
+             context: int | None = None, horizon="auto") -> torch.Tensor:
     """prompt (b, t) token ids -> (b, t + steps): greedy when temperature == 0, else sampled.
 
     steps: an int >= 0; temperature: a finite number >= 0; top_k: None or an int in [1, vocab];
     context (mode='fft' only): a positive int, feed at most the last `context` tokens (None: all; TNN needs no limit).
-    horizon (mode='ssm' only): kernel length each SSM reproduces exactly (see `LmDecoder`); None: all positions.
+    horizon (mode='cache' or 'ssm'): "auto" (default: the SSM keeps the decay's horizon, the cache every
+    position), None (exact at every position) or an int (see `LmDecoder`). The prompt is read in one
+    parallel pass (`LmDecoder.prefill`), then one step per new token.
     """
     config = getattr(model, "config", None)
     if not isinstance(model, torch.nn.Module) or not hasattr(config, "vocab_size"):
@@ -260,8 +344,7 @@ def generate(model, prompt: torch.Tensor, steps: int, mode: str = "fft", tempera
                 tokens = torch.cat([tokens, next_token(logits, temperature, top_k, generator)], dim=1)
         elif steps > 0:
             decoder = LmDecoder(model, tokens.shape[0], tokens.shape[1] + steps, mode, horizon)
-            for t in range(tokens.shape[1]):  # read the prompt; only the last logits matter
-                logits = decoder.step(tokens[:, t])
+            logits = decoder.prefill(tokens)  # (b, vocab): the whole prompt in one pass
             for i in range(steps):
                 new = next_token(logits, temperature, top_k, generator)  # (b, 1)
                 tokens = torch.cat([tokens, new], dim=1)

@@ -100,7 +100,11 @@ class Tno(nn.Module):
         return c, (r if factors is None else r * factors)
 
     def ssm(self, n: int) -> DiagonalSsm:
-        """This TNO's causal kernel for lags < n as a diagonal state-space model (see tnn_ref.ssm)."""
+        """This TNO's causal kernel for lags < n as a diagonal state-space model (see tnn_ref.ssm).
+
+        Its state is complex64 for a float32 TNO (half the memory and traffic per token) and complex128 for
+        a float64 one; the conversion itself is computed in float64.
+        """
         if not self.causal:
             raise ValueError("only a causal TNO can be run as a recurrence; this one is bidirectional")
         if getattr(self.source, "features", "index") != "index":
@@ -109,7 +113,8 @@ class Tno(nn.Module):
         with torch.no_grad():
             s = self.coefficients(n)  # (n, dim): undecayed coefficients
             rates = None if self.decay is None else self.decay.rates(torch.float64)
-        return toeplitz_to_ssm(s.double(), rates)
+        dtype = torch.complex128 if s.dtype == torch.float64 else torch.complex64
+        return toeplitz_to_ssm(s.double(), rates, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., n, dim) floating point -> (..., n, dim) in x's dtype; the kernel is rebuilt from the weights every call."""
