@@ -6,8 +6,95 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tnn_ref.checks import require_bool, require_dropout, require_features, require_positive_int
+from tnn_ref.checks import require_bool, require_dropout, require_features, require_positive_int, require_same_device
 from tnn_ref.norm import SimpleRMSNorm
+from tnn_ref.tno import Tno
+from tnn_ref.toeplitz import circulant_column, fft_length, kernel_spectrum
+
+
+def _silu_grad(z: torch.Tensor) -> torch.Tensor:
+    """d SiLU(z) / dz = sigmoid(z) (1 + z (1 - sigmoid(z)))."""
+    s = torch.sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def _rows(z: torch.Tensor) -> torch.Tensor:
+    return z.reshape(-1, z.shape[-1])  # (..., n, k) -> (rows, k): every position of every sequence
+
+
+def _channel_chunks(x: torch.Tensor, channels: int) -> list[slice]:
+    """Slices of about 2^17 / (rows) channels, at least 32: the FFT buffers of one chunk stay small."""
+    rows = max(x.numel() // max(x.shape[-1], 1), 1)  # batch x n positions
+    width = max(32, (1 << 17) // rows)
+    return [slice(start, min(start + width, channels)) for start in range(0, channels, width)]
+
+
+def _chunk_product(v: torch.Tensor, a_f: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """T @ v for one chunk of channels: v (..., n, h), a_f (h, m//2+1) -> (t (..., n, h) view, v_f)."""
+    n = v.shape[-2]
+    v_f = torch.fft.rfft(v.transpose(-1, -2), n=m, dim=-1)  # (..., h, m//2+1)
+    t = torch.fft.irfft(v_f * a_f, n=m, dim=-1)[..., :n].transpose(-1, -2)  # (..., n, h)
+    return t, v_f
+
+
+class _GatedToeplitz(torch.autograd.Function):
+    """The GTU as one autograd node: o = W_o(SiLU(W_u x + b_u) * T(SiLU(W_v x + b_v) * mask)).
+
+    Module by module, autograd keeps six tensors of width e*d per position for the backward (both
+    pre-activations, both SiLU outputs, the TNO output and the gated product) and the TNO's FFT buffers
+    at their largest. This node keeps x, the pre-activations pu, pv and the TNO output t, recomputes the
+    SiLUs, and runs every FFT over chunks of the e*d channels (`_channel_chunks`), forward and backward, so
+    each FFT buffer is a chunk's, not the whole width's; the matmuls stay full width. The backward runs the
+    FFTs the module-by-module backward runs. With G = rfft(grad_t), V = rfft(v), A = rfft(a):
+      grad_v = irfft(G * conj(A))[:n]  (T^T grad_t),  grad_a = irfft(sum over batch of G * conj(V))[:k].
+    Once differentiable: a second derivative through it raises (use `Gtu(lean=False)` for that).
+    """
+
+    @staticmethod
+    def forward(ctx, x, wu, bu, wv, bv, wo, bo, a, m, mask):
+        pu = F.linear(x, wu, bu)  # (..., n, H)
+        pv = F.linear(x, wv, bv)  # (..., n, H)
+        t = torch.empty_like(pu)  # (..., n, H): T @ v, filled chunk by chunk
+        for ch in _channel_chunks(x, pu.shape[-1]):
+            v = F.silu(pv[..., ch])  # (..., n, h)
+            if mask is not None:
+                v = v * mask  # padded positions hold zero: they cannot reach a real position through T
+            t[..., ch] = _chunk_product(v, kernel_spectrum(a[:, ch], m), m)[0]  # (..., n, h)
+        ctx.save_for_backward(x, pu, pv, t, a, wu, wv, wo, mask)
+        ctx.m = m
+        return F.linear(F.silu(pu).mul_(t), wo, bo)  # (..., n, d): one full-width matmul
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x, pu, pv, t_all, a, wu, wv, wo, mask = ctx.saved_tensors
+        n, k, m = x.shape[-2], a.shape[0], ctx.m
+        g_rows, x_rows = _rows(grad_out), _rows(x)  # (rows, d) each
+        grad_pu = grad_out @ wo  # (..., n, H): grad of the gated product, overwritten chunk by chunk with grad_pu
+        grad_pv = torch.empty_like(pv)  # (..., n, H)
+        grad_wo, grad_a = torch.empty_like(wo), torch.empty_like(a)
+        for ch in _channel_chunks(x, pu.shape[-1]):
+            a_f = kernel_spectrum(a[:, ch], m)  # (h, m//2+1)
+            u = F.silu(pu[..., ch])  # (..., n, h), recomputed
+            v = F.silu(pv[..., ch])
+            if mask is not None:
+                v = v * mask
+            v_f = torch.fft.rfft(v.transpose(-1, -2), n=m, dim=-1)  # (..., h, m//2+1)
+            t = t_all[..., ch]  # (..., n, h)
+            grad_wo[:, ch] = g_rows.T @ _rows(u * t)  # (d, h)
+            grad_p = grad_pu[..., ch]  # (..., n, h) view
+            g_f = torch.fft.rfft((grad_p * u).transpose(-1, -2), n=m, dim=-1)  # (..., h, m//2+1): rfft of grad_t
+            grad_p.mul_(t).mul_(_silu_grad(pu[..., ch]))  # now grad_pu for this chunk, in place
+            grad_v = torch.fft.irfft(g_f * a_f.conj(), n=m, dim=-1)[..., :n].transpose(-1, -2)  # (..., n, h)
+            cross = (g_f * v_f.conj()).reshape(-1, *g_f.shape[-2:]).sum(0)  # (h, m//2+1): summed over the batch
+            grad_a[:, ch] = torch.fft.irfft(cross, n=m, dim=-1)[:, :k].T  # (k, h)
+            if mask is not None:
+                grad_v = grad_v * mask
+            torch.mul(grad_v, _silu_grad(pv[..., ch]), out=grad_pv[..., ch])
+        pu_rows, pv_rows = _rows(grad_pu), _rows(grad_pv)  # (rows, H) each
+        grad_x = (pu_rows @ wu).addmm_(pv_rows, wv)  # (rows, d): full-width matmuls, not one per chunk
+        return (grad_x.view_as(x), pu_rows.T @ x_rows, pu_rows.sum(0), pv_rows.T @ x_rows, pv_rows.sum(0), grad_wo,
+                g_rows.sum(0), grad_a, None, None)
 
 
 class Gtu(nn.Module):
@@ -17,10 +104,14 @@ class Gtu(nn.Module):
     images); its `dim` must equal `expand * dim`.
     """
 
-    def __init__(self, dim: int, expand: int, tno: nn.Module):
+    def __init__(self, dim: int, expand: int, tno: nn.Module, lean: bool = True):
+        """lean=True: training through a 1-D `Tno` runs as one autograd node that keeps x and two
+        pre-activations for backward (`_GatedToeplitz`); lean=False: module by module, which also allows
+        second derivatives."""
         super().__init__()
         require_positive_int("dim", dim)
         require_positive_int("expand", expand)
+        self.lean = require_bool("lean", lean)
         if not isinstance(tno, nn.Module):
             raise TypeError(f"tno must be an nn.Module (a Tno or Tno2d), got {type(tno).__name__}")
         hidden = expand * dim
@@ -32,20 +123,81 @@ class Gtu(nn.Module):
         self.dim = dim
         self.toep = tno
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (..., n, d) -> (..., n, d). mask (batch, n) bool, True at real tokens: padded positions are zeroed
+        before the TNO, so whatever padding follows a sequence cannot change its real positions."""
         require_features("x", x, self.dim)
+        weights = _mask_weights(mask, x)  # (b, n, 1) or None
+        if self._fused(x):
+            n = x.shape[-2]
+            c, r = self.toep.kernel(n)  # (n, e*d) each: rebuilt from the weights, as Tno.forward does
+            m = fft_length(n)
+            a = c if r is None else circulant_column(c, r, m)  # (n or m, e*d)
+            return _GatedToeplitz.apply(x, self.u_proj.weight, self.u_proj.bias, self.v_proj.weight, self.v_proj.bias,
+                                        self.o.weight, self.o.bias, a.to(x.dtype), m, weights)
         u = F.silu(self.u_proj(x))  # (..., n, e*d): the gate
         v = F.silu(self.v_proj(x))  # (..., n, e*d): what the TNO mixes along the sequence
+        if weights is not None:
+            v = v * weights
         return self.o(u * self.toep(v))  # (..., n, d)
+
+    def _fused(self, x: torch.Tensor) -> bool:
+        """The one-node path: for training a 1-D TNO in float32/float64, outside autocast."""
+        return (self.lean and torch.is_grad_enabled() and isinstance(self.toep, Tno)
+                and x.dtype in (torch.float32, torch.float64) and x.dtype == self.u_proj.weight.dtype
+                and x.numel() > 0 and not torch.is_autocast_enabled(x.device.type))
+
+
+def _mask_weights(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """A (batch, n) boolean padding mask as (batch, n, 1) weights in x's dtype, checked against x (b, n, d)."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or x.ndim != 3 or mask.shape != x.shape[:2]:
+        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a boolean tensor of shape (batch, n) = {tuple(x.shape[:2])} for x of shape "
+                         f"(batch, n, d), got {got}")
+    require_same_device("mask", mask, "x", x)
+    return mask.to(x.dtype)[..., None]  # (b, n, 1)
+
+
+class _GatedLinear(torch.autograd.Function):
+    """The GLU as one autograd node: W3(SiLU(W1 x + b1) * (W2 x + b2)), keeping x and the two
+    pre-activations for backward (not also the SiLU and the product: they are recomputed)."""
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2, w3, b3):
+        p1 = F.linear(x, w1, b1)  # (..., n, h)
+        p2 = F.linear(x, w2, b2)  # (..., n, h)
+        out = F.linear(F.silu(p1).mul_(p2), w3, b3)  # (..., n, d)
+        ctx.save_for_backward(x, p1, p2, w1, w2, w3)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x, p1, p2, w1, w2, w3 = ctx.saved_tensors
+        s1 = F.silu(p1)  # (..., n, h), recomputed
+        grad_w3, grad_b3 = _rows(grad_out).T @ _rows(s1 * p2), _rows(grad_out).sum(0)
+        grad_h = grad_out @ w3  # (..., n, h)
+        grad_p2 = grad_h * s1
+        grad_p1 = grad_h.mul_(p2).mul_(_silu_grad(p1))  # in place of grad_h
+        grad_x = grad_p1 @ w1 + grad_p2 @ w2  # (..., n, d)
+        grad_w1, grad_b1 = _rows(grad_p1).T @ _rows(x), _rows(grad_p1).sum(0)
+        grad_w2, grad_b2 = _rows(grad_p2).T @ _rows(x), _rows(grad_p2).sum(0)
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2, grad_w3, grad_b3
 
 
 class Glu(nn.Module):
-    """Gated Linear Unit, the channel mixer: W3(SiLU(W1 x) * (W2 x))."""
+    """Gated Linear Unit, the channel mixer: W3(SiLU(W1 x) * (W2 x)).
 
-    def __init__(self, dim: int, hidden: int):
+    lean=True: one autograd node that keeps two of the four hidden-width tensors for backward (`_GatedLinear`).
+    """
+
+    def __init__(self, dim: int, hidden: int, lean: bool = True):
         super().__init__()
         require_positive_int("dim", dim)
         require_positive_int("hidden", hidden)
+        self.lean = require_bool("lean", lean)
         self.dim = dim
         self.l1 = nn.Linear(dim, hidden)
         self.l2 = nn.Linear(dim, hidden)
@@ -53,6 +205,10 @@ class Glu(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         require_features("x", x, self.dim)
+        if self.lean and torch.is_grad_enabled() and x.dtype == self.l1.weight.dtype and x.numel() > 0 \
+                and not torch.is_autocast_enabled(x.device.type):
+            return _GatedLinear.apply(x, self.l1.weight, self.l1.bias, self.l2.weight, self.l2.bias,
+                                      self.l3.weight, self.l3.bias)
         return self.l3(F.silu(self.l1(x)) * self.l2(x))  # (..., d)
 
 
@@ -77,10 +233,10 @@ class TnnBlock(nn.Module):
         self.feature_mixer = Glu(dim, glu_dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., n, dim) -> (..., n, dim); for a TNO on images, (b, H, W, dim)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (..., n, dim) -> (..., n, dim); for a TNO on images, (b, H, W, dim). mask: see `Gtu.forward`."""
         if self.prenorm:
-            x = x + self.dropout(self.token_mixer(self.token_norm(x)))
+            x = x + self.dropout(self.token_mixer(self.token_norm(x), mask))
             return x + self.dropout(self.feature_mixer(self.feature_norm(x)))
-        x = self.token_norm(x + self.dropout(self.token_mixer(x)))
+        x = self.token_norm(x + self.dropout(self.token_mixer(x, mask)))
         return self.feature_norm(x + self.dropout(self.feature_mixer(x)))

@@ -178,10 +178,12 @@ class TnnEncoder(nn.Module):
         self.lm_head = MaskedLmHead(config.dim, config.vocab_size)
         self.classifier = ClassificationHead(config.dim, config.num_classes, config.dropout)
 
-    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+    def hidden(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (b, n) -> (b, n, d); mask (b, n) bool, True at real tokens: padding is zeroed before every
+        TNO, so the real positions do not depend on how much padding follows them."""
         x = self.embed(tokens)  # (b, n, d)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
         return self.final_norm(x)  # (b, n, d)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -189,8 +191,9 @@ class TnnEncoder(nn.Module):
         return self.lm_head(self.hidden(tokens), self.embed.weight)  # (b, n, vocab)
 
     def classify(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits (batch, num_classes) from the mean over tokens (over mask == True ones if given)."""
-        return self.classifier(mean_pool(self.hidden(tokens), mask))
+        """Class logits (batch, num_classes) from the mean over tokens (over mask == True ones if given; the
+        padding is then also kept out of every TNO)."""
+        return self.classifier(mean_pool(self.hidden(tokens, mask), mask))
 
 
 class TnnImageClassifier(nn.Module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from tnn_ref.checks import (
     require_bool,
@@ -84,7 +85,12 @@ class Tno(nn.Module):
         """Undecayed coefficients at `offsets(n)`: (n, dim) causal, (2n-1, dim) bidirectional."""
         _check_length(n)
         device = next(self.source.parameters()).device
-        return self.source(self.offsets(n, device), length=n)
+        offsets = self.offsets(n, device)
+        if torch.is_grad_enabled() and isinstance(self.source, Rpe):
+            # keep only the offsets for backward and run the small MLP again there: its activations, one
+            # (offsets, rpe_dim) tensor per layer, would otherwise outweigh the batch-1 activations of a block
+            return checkpoint(self.source, offsets, length=n, use_reentrant=False)
+        return self.source(offsets, length=n)
 
     def kernel(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The decayed coefficients (c, r), each (n, dim): c[k] = t[k], r[k] = t[-k]; r is None when causal."""
