@@ -3,7 +3,10 @@
 Same call signatures as the TNN models (`TransformerLM(tokens)`, `TransformerEncoder(tokens)` and
 `.classify(tokens)`, `TransformerImageClassifier(images)`), so every experiment can swap one for the
 other. Positions: "sinusoidal" (added to the embedding, defined at any length), "alibi" (a linear
-distance penalty on the attention scores, Press et al. 2022) or "none".
+distance penalty on the attention scores, Press et al. 2022) or "none". Attention: "sdpa" (torch's fused
+kernels, which never hold the n x n scores) or "materialised" (softmax(Q K^T / sqrt(d)) V written out, the
+attention the paper's baselines ran, whose n x n scores are what costs O(n^2) memory).
+A (batch, n) padding mask (True at real tokens) keeps padded keys out of every attention row.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tnn_ref.checks import (
 from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
 
 POSITIONS = ("sinusoidal", "alibi", "none")
+ATTENTIONS = ("sdpa", "materialised")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class TransformerConfig:
     image_size: int = 224
     patch_size: int = 16
     channels: int = 3
+    attention: str = "sdpa"
 
     def __post_init__(self):
         for name in ("vocab_size", "dim", "layers", "heads", "num_classes", "image_size", "patch_size", "channels"):
@@ -51,6 +56,8 @@ class TransformerConfig:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if self.position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         require_dropout("dropout", self.dropout)
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
@@ -124,11 +131,34 @@ def _check_rows(rows: slice | None, n: int) -> slice:
     return rows
 
 
-def alibi_attention(q, k, v, causal: bool, dropout_p: float = 0.0, block: int = 1024) -> torch.Tensor:
+def padding_bias(mask: torch.Tensor, keys: int, dtype) -> torch.Tensor:
+    """(b, n) bool, True at real tokens -> additive (b, 1, 1, keys) bias: 0 for real keys, -inf for padding."""
+    bias = torch.zeros(mask.shape[0], 1, 1, keys, dtype=dtype, device=mask.device)
+    return bias.masked_fill(~mask[:, None, None, :keys], float("-inf"))
+
+
+def materialised_attention(q, k, v, causal: bool, bias: torch.Tensor | None = None, dropout_p: float = 0.0):
+    """softmax(q k^T / sqrt(d/h) + bias) v with the (b, h, n, n) scores held in full: q, k, v (b, h, n, d/h).
+
+    bias: additive, broadcastable to (b, h, n, n) (ALiBi, padding); causal adds -inf above the diagonal.
+    """
+    n = q.shape[2]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (b, h, n, n): every pair, stored
+    if bias is not None:
+        scores = scores + bias
+    if causal:
+        future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)  # (n, n): j > i
+        scores = scores.masked_fill(future, float("-inf"))
+    weights = F.dropout(torch.softmax(scores, dim=-1), p=dropout_p)  # (b, h, n, n)
+    return weights @ v  # (b, h, n, d/h)
+
+
+def alibi_attention(q, k, v, causal: bool, dropout_p: float = 0.0, block: int = 1024,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
     """SDPA with the ALiBi bias, computed `block` queries at a time so memory is O(block * n), not O(n^2).
 
     q, k, v: (b, h, n, d/h). With the bias as an explicit mask SDPA takes its plain path, which would hold
-    (b, h, n, n) scores at once: 4 GiB per head group at n = 16K.
+    (b, h, n, n) scores at once: 4 GiB per head group at n = 16K. mask: (b, n) padding mask or None.
     """
     require_positive_int("block", block)
     for name, t in (("q", q), ("k", k), ("v", v)):
@@ -144,6 +174,8 @@ def alibi_attention(q, k, v, causal: bool, dropout_p: float = 0.0, block: int = 
         stop = min(start + block, n)
         keys = stop if causal else n  # causal queries never look past their block
         bias = alibi_bias(n, heads, causal, q.device, rows=slice(start, stop), keys=keys).to(q.dtype)  # (h, q, keys)
+        if mask is not None:
+            bias = bias + padding_bias(mask, keys, q.dtype)  # (b, h, q, keys)
         outputs.append(F.scaled_dot_product_attention(q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys],
                                                       attn_mask=bias, dropout_p=dropout_p))
     return torch.cat(outputs, dim=2)  # (b, h, n, d/h)
@@ -158,8 +190,11 @@ def require_transformer_config(config) -> None:
 class SelfAttention(nn.Module):
     """Multi-head self-attention through F.scaled_dot_product_attention."""
 
-    def __init__(self, dim: int, heads: int, dropout: float, causal: bool, alibi: bool):
+    def __init__(self, dim: int, heads: int, dropout: float, causal: bool, alibi: bool, attention: str = "sdpa"):
         super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        self.attention = attention
         require_positive_int("dim", dim)
         require_positive_int("heads", heads)
         if dim % heads:
@@ -173,18 +208,44 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (b, n, d) -> (b, n, d); mask (b, n) bool, True at real tokens: padded keys get no weight."""
         require_features("x", x, self.dim)
         if x.ndim != 3:
             raise ValueError(f"x must have shape (batch, n, {self.dim}), got {tuple(x.shape)}")
         b, n, d = x.shape
+        require_padding_mask(mask, b, n, x.device)
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # each (b, h, n, d/h)
         drop = self.dropout if self.training else 0.0
-        if self.alibi:
-            y = alibi_attention(q, k, v, self.causal, dropout_p=drop)
-        else:
+        if self.attention == "materialised":
+            bias = alibi_bias(n, self.heads, False, x.device).to(x.dtype) if self.alibi else None  # (h, n, n)
+            if mask is not None:
+                padding = padding_bias(mask, n, x.dtype)  # (b, 1, 1, n)
+                bias = padding if bias is None else bias + padding
+            y = materialised_attention(q, k, v, self.causal, bias, dropout_p=drop)
+        elif self.alibi:
+            y = alibi_attention(q, k, v, self.causal, dropout_p=drop, mask=mask)
+        elif mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)
+        else:
+            allowed = mask[:, None, None, :]  # (b, 1, 1, n): which keys each query may use
+            if self.causal:
+                allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=x.device).tril()  # (b, 1, n, n)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
         return self.out(y.transpose(1, 2).reshape(b, n, d))  # (b, h, n, d/h) -> (b, n, d)
+
+
+def require_padding_mask(mask, batch: int, n: int, device) -> None:
+    """None, or a (batch, n) boolean tensor on `device` with at least one real token per row."""
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (batch, n):
+        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a boolean tensor of shape (batch, n) = {(batch, n)}, got {got}")
+    if mask.device != torch.device(device):
+        raise ValueError(f"mask is on {mask.device} but x is on {device}; move them to one device")
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("mask must mark at least one real token in every row (a row of padding only has no output)")
 
 
 class TransformerBlock(nn.Module):
@@ -194,13 +255,14 @@ class TransformerBlock(nn.Module):
         super().__init__()
         require_transformer_config(config)
         self.attn_norm = nn.LayerNorm(config.dim)
-        self.attn = SelfAttention(config.dim, config.heads, config.dropout, causal, config.position == "alibi")
+        self.attn = SelfAttention(config.dim, config.heads, config.dropout, causal, config.position == "alibi",
+                                  config.attention)
         self.ffn_norm = nn.LayerNorm(config.dim)
         self.ffn = nn.Sequential(nn.Linear(config.dim, config.ffn_hidden), nn.GELU(), nn.Linear(config.ffn_hidden, config.dim))
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
 
@@ -215,12 +277,13 @@ class _TransformerTrunk(nn.Module):
         self.blocks = nn.ModuleList(TransformerBlock(config, causal) for _ in range(config.layers))
         self.final_norm = nn.LayerNorm(config.dim)
 
-    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+    def hidden(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (b, n) -> (b, n, d); mask (b, n) bool, True at real tokens (padded keys get no attention)."""
         x = self.embed(tokens)  # (b, n, d)
         if self.config.position == "sinusoidal":
             x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)  # (n, d) broadcast over b
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
         return self.final_norm(x)
 
 
@@ -246,7 +309,8 @@ class TransformerEncoder(_TransformerTrunk):
         return self.lm_head(self.hidden(tokens), self.embed.weight)  # (b, n, vocab)
 
     def classify(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.classifier(mean_pool(self.hidden(tokens), mask))
+        """Class logits from the mean over real tokens; with a mask, padded keys are also kept out of attention."""
+        return self.classifier(mean_pool(self.hidden(tokens, mask), mask))
 
 
 class TransformerImageClassifier(nn.Module):
