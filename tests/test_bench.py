@@ -47,12 +47,17 @@ def test_cli_rejects_bad_sizes(capsys):
 def test_bench_layers_rows():
     from tnn_ref.bench.layers import bench_layers, format_layers
 
-    rows = bench_layers([16, 33], dim=16)
+    rows = bench_layers([16, 33], dim=16, materialised_limit=20)
     assert [row["n"] for row in rows] == [16, 33]
     for row in rows:
         assert row["speedup_forward_backward"] == pytest.approx(
             row["transformer_forward_backward"]["median"] / row["tnn_forward_backward"]["median"])
-    assert format_layers(rows).count("\n") == 2
+        assert row["tnn_forward_backward"]["iqr"] >= 0 and row["tnn_forward_backward"]["repeats"] >= 5
+    assert rows[0]["speedup_forward_backward_materialised"] == pytest.approx(
+        rows[0]["materialised_forward_backward"]["median"] / rows[0]["tnn_forward_backward"]["median"])
+    assert "materialised_forward" not in rows[1]  # past the limit the n x n contestant is not run
+    table = format_layers(rows)
+    assert table.count("\n") == 2 and table.splitlines()[2].split()[-3] == "-"
 
 
 def test_bench_tno_and_layer_memory_rows():
@@ -65,7 +70,7 @@ def test_bench_tno_and_layer_memory_rows():
         assert row["forward_over_floor"] == pytest.approx(row["forward"]["median"] / row["floor"]["median"])
     assert format_tno(rows).count("\n") == 2
     memory = bench_layer_memory([64], dim=16)
-    assert memory[0]["n"] == 64 and memory[0]["tnn_bytes"] >= 0 and memory[0]["transformer_bytes"] >= 0
+    assert memory[0]["n"] == 64 and min(memory[0][f"{kind}_bytes"] for kind in ("tnn", "transformer", "materialised")) >= 0
 
 
 def test_fresh_process_peak_does_not_inherit_the_parents():

@@ -105,12 +105,16 @@ def main(argv=None) -> int:
             rows = bench_layers(args.sizes or LAYER_SIZES, device=device)
             memory = bench_layer_memory(args.sizes or LAYER_SIZES, device=device)
         results["layers"] = rows
-        print("TNN block vs Transformer block (SDPA), d = 256, batch 1 (median of repeats)")
+        print("TNN block vs Transformer blocks (SDPA; materialised attention), d = 256, batch 1, forward+backward "
+              "(median ± IQR of repeats)")
         print(format_layers(rows))
         results["layer_memory"] = memory
         print("peak extra memory of one forward+backward (MiB; CPU: peak RSS in a fresh process)")
         for row in memory:
-            print(f"{row['n']:>6} tnn {row['tnn_bytes'] / 2**20:>9.1f}  transformer {row['transformer_bytes'] / 2**20:>9.1f}")
+            materialised = row.get("materialised_bytes")
+            print(f"{row['n']:>6} tnn {row['tnn_bytes'] / 2**20:>9.1f}  sdpa {row['transformer_bytes'] / 2**20:>9.1f}"
+                  f"  materialised {'-' if materialised is None else f'{materialised / 2**20:.1f}':>9}"
+                  f"  tnn/sdpa {row['tnn_bytes'] / max(row['transformer_bytes'], 1):.2f}")
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(results, handle, indent=1)

@@ -23,12 +23,13 @@ from tnn_ref.bench.allocator import reuse_freed_memory
 
 @dataclass
 class Timing:
-    """Seconds per call: the median over `repeats` calls, and the fastest and slowest of them."""
+    """Seconds per call: the median over `repeats` calls, their interquartile range, the fastest and slowest."""
 
     median: float
     low: float
     high: float
     repeats: int
+    iqr: float = 0.0
 
 
 def synchronize(device: torch.device) -> None:
@@ -39,7 +40,8 @@ def synchronize(device: torch.device) -> None:
 
 def time_call(fn: Callable[[], object], device: torch.device | str = "cpu", *, warmup: int = 1,
               repeats: int = 7, budget_s: float = 3.0) -> Timing:
-    """Median time of fn() after `warmup` calls; stops early once `budget_s` is spent (at least 3 calls)."""
+    """Median (and IQR) of fn()'s time after `warmup` calls; stops early once `budget_s` is spent, after at
+    least 5 calls (or `repeats`, if fewer are asked for)."""
     device = torch.device(device)
     for _ in range(warmup):
         fn()
@@ -58,9 +60,10 @@ def time_call(fn: Callable[[], object], device: torch.device | str = "cpu", *, w
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-        if len(times) >= 3 and time.perf_counter() - start_all > budget_s:
+        if len(times) >= min(5, repeats) and time.perf_counter() - start_all > budget_s:
             break
-    return Timing(statistics.median(times), min(times), max(times), len(times))
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return Timing(statistics.median(times), min(times), max(times), len(times), quartiles[2] - quartiles[0])
 
 
 def environment(device: torch.device) -> dict:

@@ -1,7 +1,9 @@
-"""TNN block against a Transformer block of the same width, forward and forward+backward.
+"""TNN block against Transformer blocks of the same width, forward and forward+backward, time and memory.
 
 Used by `python -m tnn_ref.bench layers`. The TNN block: width d, GTU expand 3, GLU hidden d, RPE 64 x 6,
-causal. The Transformer block: width d, causal SDPA with 4 heads, feed-forward 4d.
+causal. The Transformer blocks: width d, 4 heads, feed-forward 4d, causal attention either through torch's
+SDPA (fused: never holds the n x n scores) or materialised (softmax(QK^T)V written out, what the paper's
+Figure 1 compared against; its n^2 memory limits it to n <= `MATERIALISED_LIMIT`).
 """
 
 from __future__ import annotations
@@ -14,15 +16,26 @@ from tnn_ref.bench.peak_memory import current_rss_bytes, peak_rss_bytes, reset_p
 from tnn_ref.model import TnnConfig
 
 LAYER_SIZES = [512, 1024, 2048, 4096, 8192, 16384, 32768]
+MATERIALISED_LIMIT = 8192  # (4 heads, n, n) float32 scores, their softmax and gradients: ~3 GiB at 8K
+KINDS = ("tnn", "transformer", "materialised")
+
+
+def layer_blocks(dim: int = 256) -> dict:
+    """{"tnn", "transformer" (SDPA), "materialised"}: causal blocks, each initialised under a fixed seed."""
+    torch.manual_seed(0)
+    tnn = TnnConfig(dim=dim, expand=3, glu_dim=dim, rpe_dim=64, rpe_layers=6)
+    blocks = {"tnn": tnn.block(tnn.tno(causal=True))}
+    for kind, attention in (("transformer", "sdpa"), ("materialised", "materialised")):
+        torch.manual_seed(0)
+        blocks[kind] = TransformerBlock(TransformerConfig(dim=dim, heads=4, position="none", attention=attention),
+                                        causal=True)
+    return blocks
 
 
 def layer_pair(dim: int = 256):
-    """(TNN block, Transformer block), both causal, freshly initialised under a fixed seed."""
-    torch.manual_seed(0)
-    tnn = TnnConfig(dim=dim, expand=3, glu_dim=dim, rpe_dim=64, rpe_layers=6)
-    tnn_block = tnn.block(tnn.tno(causal=True))
-    transformer_block = TransformerBlock(TransformerConfig(dim=dim, heads=4, position="none"), causal=True)
-    return tnn_block, transformer_block
+    """(TNN block, SDPA Transformer block), both causal, freshly initialised under a fixed seed."""
+    blocks = layer_blocks(dim)
+    return blocks["tnn"], blocks["transformer"]
 
 
 def _timings(block, x: torch.Tensor, device) -> tuple[Timing, Timing]:
@@ -41,8 +54,7 @@ def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu"):
 
     Module-level so that `tnn_ref.bench.peak_memory.run_in_fresh_process` can build it in a child process.
     """
-    tnn_block, transformer_block = layer_pair(dim)
-    block = (tnn_block if kind == "tnn" else transformer_block).to(device)
+    block = layer_blocks(dim)[kind].to(device)
     x = torch.randn(batch, n, dim, device=device, requires_grad=True)
 
     def run():
@@ -72,37 +84,53 @@ def layer_peak_bytes(kind: str, n: int, dim: int = 256, batch: int = 1, device="
     return max(peak_rss_bytes() - before, 0)
 
 
-def bench_layer_memory(sizes, dim: int = 256, batch: int = 1, device="cpu") -> list[dict]:
-    """Peak extra memory of one forward+backward per block and n; on CPU each in a fresh process."""
+def bench_layer_memory(sizes, dim: int = 256, batch: int = 1, device="cpu",
+                       materialised_limit: int = MATERIALISED_LIMIT) -> list[dict]:
+    """Peak extra memory of one forward+backward per block and n; on CPU each in a fresh process.
+    The materialised-attention block is measured up to n = materialised_limit."""
     measure = layer_peak_bytes if torch.device(device).type == "cuda" else (
         lambda *args: run_in_fresh_process(layer_peak_bytes, *args))
-    return [{"n": n, "tnn_bytes": measure("tnn", n, dim, batch, device),
-             "transformer_bytes": measure("transformer", n, dim, batch, device)} for n in sizes]
+    rows = []
+    for n in sizes:
+        kinds = KINDS if n <= materialised_limit else KINDS[:2]
+        rows.append({"n": n, **{f"{kind}_bytes": measure(kind, n, dim, batch, device) for kind in kinds}})
+    return rows
 
 
-def bench_layers(sizes, dim: int = 256, batch: int = 1, device="cpu") -> list[dict]:
+def bench_layers(sizes, dim: int = 256, batch: int = 1, device="cpu",
+                 materialised_limit: int = MATERIALISED_LIMIT) -> list[dict]:
+    """Median and IQR of forward and forward+backward per block and n, measured side by side; speed-ups
+    of the TNN block over the SDPA block (and over the materialised one, up to materialised_limit)."""
     device = torch.device(device)
-    tnn_block, transformer_block = (m.to(device) for m in layer_pair(dim))
+    blocks = {kind: block.to(device) for kind, block in layer_blocks(dim).items()}
     rows = []
     for n in sizes:
         x = torch.randn(batch, n, dim, device=device, requires_grad=True)
         row = {"n": n, "dim": dim, "batch": batch}
-        tnn_f, tnn_fb = _timings(tnn_block, x, device)
-        att_f, att_fb = _timings(transformer_block, x, device)
-        row.update(tnn_forward=vars(tnn_f), tnn_forward_backward=vars(tnn_fb),
-                   transformer_forward=vars(att_f), transformer_forward_backward=vars(att_fb),
-                   speedup_forward=att_f.median / tnn_f.median,
-                   speedup_forward_backward=att_fb.median / tnn_fb.median)
+        for kind in KINDS if n <= materialised_limit else KINDS[:2]:
+            forward, forward_backward = _timings(blocks[kind], x, device)
+            row.update({f"{kind}_forward": vars(forward), f"{kind}_forward_backward": vars(forward_backward)})
+        for suffix, kind in (("", "transformer"), ("_materialised", "materialised")):
+            if f"{kind}_forward" in row:
+                for part in ("forward", "forward_backward"):
+                    row[f"speedup_{part}{suffix}"] = row[f"{kind}_{part}"]["median"] / row[f"tnn_{part}"]["median"]
         rows.append(row)
     return rows
 
 
 def format_layers(rows: list[dict]) -> str:
-    lines = [f"{'n':>6} {'tnn fwd ms':>11} {'attn fwd ms':>12} {'attn/tnn':>9} {'tnn f+b ms':>11} {'attn f+b ms':>12} {'attn/tnn':>9}"]
+    """Forward+backward medians (ms, with IQR) and speed-ups; '-' where a contestant was not run."""
+    lines = [f"{'n':>6} {'tnn f+b ms':>16} {'sdpa f+b ms':>16} {'sdpa/tnn':>9} {'materialised f+b ms':>20} "
+             f"{'mat/tnn':>8} {'fwd sdpa/tnn':>13}"]
+
+    def cell(row, kind, width):
+        timing = row.get(f"{kind}_forward_backward")
+        text = "-" if timing is None else f"{timing['median'] * 1e3:.1f} ±{timing.get('iqr', 0.0) * 1e3:.1f}"
+        return f"{text:>{width}}"
+
     for row in rows:
-        lines.append(
-            f"{row['n']:>6} {row['tnn_forward']['median'] * 1e3:>11.1f} {row['transformer_forward']['median'] * 1e3:>12.1f}"
-            f" {row['speedup_forward']:>8.2f}x {row['tnn_forward_backward']['median'] * 1e3:>11.1f}"
-            f" {row['transformer_forward_backward']['median'] * 1e3:>12.1f} {row['speedup_forward_backward']:>8.2f}x"
-        )
+        materialised = row.get("speedup_forward_backward_materialised")
+        lines.append(f"{row['n']:>6} {cell(row, 'tnn', 16)} {cell(row, 'transformer', 16)}"
+                     f" {row['speedup_forward_backward']:>8.2f}x {cell(row, 'materialised', 20)}"
+                     f" {'-' if materialised is None else f'{materialised:.2f}x':>8} {row['speedup_forward']:>12.2f}x")
     return "\n".join(lines)
