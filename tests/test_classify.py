@@ -22,12 +22,8 @@ from tnn_ref.training.loop import TrainConfig, train
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second thread only adds waiting (on a busy 2-core machine, 100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (tests/conftest.py)."""
 
 
 def first_token_data(count: int, seed: int) -> LabelledData:

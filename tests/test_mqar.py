@@ -27,12 +27,8 @@ CONFIGS = [MqarConfig(), MqarConfig(length=12, pairs=4, vocab_size=9), MqarConfi
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second thread only adds waiting on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (tests/conftest.py)."""
 
 
 def lookup_answers(tokens: torch.Tensor, targets: torch.Tensor) -> list[tuple[int, int, int]]:

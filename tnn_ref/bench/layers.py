@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from tnn_ref.baselines import TransformerBlock, TransformerConfig
+from tnn_ref.bench.allocator import return_freed_memory
 from tnn_ref.bench.harness import Timing, time_call
 from tnn_ref.bench.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
 from tnn_ref.model import TnnConfig
@@ -58,20 +59,29 @@ def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu"):
     x = torch.randn(batch, n, dim, device=device, requires_grad=True)
 
     def run():
+        block.zero_grad(set_to_none=True)  # as an optimiser step leaves it: every step allocates its gradients
+        x.grad = None
         block(x).sum().backward()
 
     return run
 
 
 def layer_peak_bytes(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu") -> int:
-    """Extra bytes one forward+backward of the block needs at its peak, beyond what exists before it.
+    """Extra bytes one training step (forward+backward) of the block needs at its peak, beyond what exists before it.
 
-    CPU: peak RSS minus RSS just before the pass (call it in a fresh process: `bench_layer_memory` does);
-    CUDA: torch.cuda.max_memory_allocated minus the allocation before the pass.
+    One step runs first, unmeasured: the first call also pays one-time costs (FFT plans and their
+    workspaces, thread pools, the allocator's own growth) that no later step pays again. The second step
+    is measured. CPU: glibc is told to return freed memory at once (`return_freed_memory`), so the RSS
+    follows the live tensors, then peak RSS minus RSS just before the step (call it in a fresh process:
+    `bench_layer_memory` does); CUDA: torch.cuda.max_memory_allocated minus the allocation before it.
     """
     torch.set_num_threads(1)  # memory does not depend on the thread count; one keeps the child light
+    cuda = torch.device(device).type == "cuda"
+    if not cuda:
+        return_freed_memory()
     run = layer_pass(kind, n, dim, batch, device)
-    if torch.device(device).type == "cuda":
+    run()  # the unmeasured first step
+    if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
