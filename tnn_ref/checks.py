@@ -6,6 +6,7 @@ expected, instead of a traceback from deep inside torch or numpy.
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
@@ -162,3 +163,38 @@ def require_tokens(name: str, tokens, vocab_size: int, *, allow_empty_batch: boo
     if low < 0 or high >= vocab_size:
         bad = low if low < 0 else high
         raise ValueError(f"{name} must be ids in [0, {vocab_size}) (the vocabulary size), found {bad}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The command lines' side of the same rule: one line naming the option, exit status 2
+# ----------------------------------------------------------------------------------------------
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that answers a misuse with one line, `prog: error: ...`, and exit status 2.
+
+    `speaks()` decides whether this process prints it (a subclass for torchrun lets rank 0 alone speak);
+    every process exits 2 either way.
+    """
+
+    def speaks(self) -> bool:
+        return True
+
+    def error(self, message: str):
+        line = " ".join(str(message).split())  # one line, whatever the message held
+        self.exit(2, f"{self.prog}: error: {line}\n" if self.speaks() else None)
+
+
+def argument_type(convert, accepts: str, ok):
+    """An argparse type: `convert` the text, then refuse it unless ok(value), saying what is accepted."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {accepts}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {accepts}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int_argument = argument_type(int, "a positive int", lambda v: v >= 1)

@@ -12,29 +12,12 @@ from pathlib import Path
 
 import torch
 
+from tnn_ref import checks
 from tnn_ref.bench.allocator import reuse_freed_memory
 from tnn_ref.bench.harness import environment
 from tnn_ref.bench.layers import LAYER_SIZES, bench_layer_memory, bench_layers, format_layers
 from tnn_ref.bench.tno import TNO_SIZES, bench_tno, format_tno
 from tnn_ref.bench.toeplitz import TOEPLITZ_SIZES, bench_toeplitz, format_toeplitz
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that answers a misuse with one line, `prog: error: ...`, and exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a sequence length of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive int, got {text!r}")
-    return value
 
 
 def device_name(text: str) -> torch.device:
@@ -49,11 +32,11 @@ def device_name(text: str) -> torch.device:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m tnn_ref.bench", description=__doc__.split("\n\n")[0])
+    parser = checks.OneLineParser(prog="python -m tnn_ref.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["toeplitz", "tno", "layers", "all"], help="which benchmark to run")
     parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--out", help="write the results as JSON to this file (its folder must exist)")
-    parser.add_argument("--sizes", type=positive_int, nargs="+",
+    parser.add_argument("--sizes", type=checks.positive_int_argument, nargs="+",
                         help="sequence lengths to measure (default: the full sweep)")
     parser.add_argument("--autocast", choices=["none", "bf16"], default="none",
                         help="tno and layers: run under CUDA bf16 autocast (linear layers in bf16; the TNO's FFTs "

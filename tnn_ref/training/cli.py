@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from tnn_ref import checks
 from tnn_ref.baselines import TransformerConfig, TransformerLM
 from tnn_ref.model import TnnConfig, TnnLM, count_parameters
 from tnn_ref.tasks.bpe import PAPER_VOCAB_SIZE
@@ -71,31 +72,15 @@ RESUME_OVERRIDABLE = ("data", "context", "tokens_per_update", "lr", "betas", "wa
                       "clip", "seed", "eval_tokens", "steps")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that answers a misuse with one line, `prog: error: ...`, and exit status 2.
+class OneLineParser(checks.OneLineParser):
+    """Under torchrun every process exits 2 but only rank 0 prints, so the line appears once."""
 
-    Under torchrun every process exits 2 but only rank 0 prints, so the line appears once.
-    """
-
-    def error(self, message: str):
-        line = " ".join(str(message).split())  # one line, whatever the message held
-        self.exit(2, f"{self.prog}: error: {line}\n" if distributed.is_main_process() else None)
+    def speaks(self) -> bool:
+        return distributed.is_main_process()
 
 
-def _number(convert, accepts: str, ok):
-    """An argparse type: `convert` the text, then refuse it unless ok(value), saying what is accepted."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {accepts}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {accepts}, got {text!r}")
-        return value
-    return parse
-
-
-positive_int = _number(int, "a positive int", lambda v: v >= 1)
+_number = checks.argument_type
+positive_int = checks.positive_int_argument
 nonnegative_int = _number(int, "an int >= 0", lambda v: v >= 0)
 seed_int = _number(int, "an int in [0, 2**32)", lambda v: 0 <= v < SEED_LIMIT)
 positive_float = _number(float, "a positive finite number", lambda v: math.isfinite(v) and v > 0)
