@@ -7,8 +7,8 @@ import pytest
 
 from tnn_ref.tasks import bpe as bpe_module
 from tnn_ref.tasks.bpe import Bpe
+from tnn_ref.tasks.characters import tinyshakespeare
 from tnn_ref.tasks.corpus import load_corpus, tokenizer_from_json, tokenizer_to_json
-from tnn_ref.tasks.shakespeare import tinyshakespeare
 from tnn_ref.tasks.wikitext import read_wikitext103, wikitext103_folder
 
 pytest.importorskip("tokenizers")

@@ -6,10 +6,10 @@ import os
 import pytest
 import torch
 
-import tnn_ref.tasks.shakespeare as shakespeare
+import tnn_ref.tasks.characters as shakespeare
 from tnn_ref.tasks.batches import random_chunks, windows
+from tnn_ref.tasks.characters import SHAKESPEARE_SHA256, CharCorpus, tinyshakespeare
 from tnn_ref.tasks.download import ChecksumError, download, find_or_download
-from tnn_ref.tasks.shakespeare import SHAKESPEARE_SHA256, CharCorpus, tinyshakespeare
 
 
 def test_shared_copy_verifies_and_splits():

@@ -21,6 +21,7 @@ from tnn_ref.decoding import CacheTno, LmDecoder, SsmTno, generate, next_token
 from tnn_ref.model import TnnConfig, TnnEncoder, TnnLM
 from tnn_ref.ssm import DiagonalSsm, decay_horizon, ssm_kernel, toeplitz_to_ssm
 from tnn_ref.tasks.batches import random_chunks, windows
+from tnn_ref.tasks.characters import CharVocab, split_by_position
 from tnn_ref.tasks.classify import ClassificationTask, LabelledData, pad_sequences, padding_mask, split_indices
 from tnn_ref.tasks.corpus import load_corpus, tokenizer_from_json, tokenizer_to_json
 from tnn_ref.tasks.digits import pixel_sequences, quantise_pixels
@@ -41,7 +42,6 @@ from tnn_ref.tasks.listops import (
 )
 from tnn_ref.tasks.mlm import IGNORE, MlmTask, evaluate_mlm, mask_tokens, mlm_loss_and_accuracy
 from tnn_ref.tasks.recall import RecallConfig, associative_recall, query_blind_accuracy, recall_answer
-from tnn_ref.tasks.shakespeare import CharVocab, split_by_position
 from tnn_ref.tasks.wikitext import text_folder_splits
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

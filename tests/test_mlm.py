@@ -5,8 +5,8 @@ import torch
 
 from tnn_ref.baselines import TransformerConfig, TransformerEncoder
 from tnn_ref.model import TnnConfig, TnnEncoder
+from tnn_ref.tasks.characters import CharCorpus
 from tnn_ref.tasks.mlm import IGNORE, MlmTask, evaluate_mlm, mask_tokens
-from tnn_ref.tasks.shakespeare import CharCorpus
 from tnn_ref.training.loop import TrainConfig, train
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tnn_ref.model import TnnConfig, TnnLM
-from tnn_ref.tasks.shakespeare import CharCorpus
+from tnn_ref.tasks.characters import CharCorpus
 from tnn_ref.training.evaluate import evaluate_lm
 from tnn_ref.training.loop import LmTask, TrainConfig, load_checkpoint, pick_device, train
 

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from tnn_ref.tasks.bpe import PAPER_VOCAB_SIZE, Bpe, line_chunks
-from tnn_ref.tasks.download import cache_dir, find_or_download, sha256_of
-from tnn_ref.tasks.shakespeare import (
+from tnn_ref.tasks.characters import (
     SHAKESPEARE_FILE,
     SHAKESPEARE_SHA256,
     SHAKESPEARE_URL,
     CharVocab,
     split_by_position,
 )
+from tnn_ref.tasks.download import cache_dir, find_or_download, sha256_of
 from tnn_ref.tasks.wikitext import SPLITS, text_folder_splits, wikitext103_folder
 
 TOKENIZERS = ("char", "bpe")
