@@ -6,7 +6,7 @@ import pytest
 
 from tnn_ref.bench.__main__ import main
 from tnn_ref.bench.harness import Timing, time_call
-from tnn_ref.bench.toeplitz import bench_toeplitz, format_toeplitz
+from tnn_ref.bench.toeplitz import add_untuned, bench_toeplitz, format_toeplitz
 
 
 def test_time_call_counts_and_orders():
@@ -34,7 +34,20 @@ def test_cli_writes_json(tmp_path, capsys):
     results = json.loads(out.read_text())
     assert {"torch", "threads", "date", "device"} <= set(results["environment"])
     assert [row["n"] for row in results["toeplitz"]] == [8, 32]
-    assert "scipy/fft" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "scipy/fft" in printed
+    if results["environment"]["reuse_freed_memory"]:  # glibc: the untuned speed is reported beside the tuned one
+        assert "untuned/fft" in printed
+        for row in results["toeplitz"]:
+            assert row["fft_untuned"]["median"] > 0 and row["untuned_over_fft"] > 0
+
+
+def test_untuned_rows_must_follow_the_same_sizes():
+    rows = [{"n": 8, "fft": {"median": 1.0}}]
+    with pytest.raises(ValueError, match="same sizes"):
+        add_untuned(rows, [{"n": 16, "fft": {"median": 2.0}}])
+    add_untuned(rows, [{"n": 8, "fft": {"median": 2.0}}])
+    assert rows[0]["untuned_over_fft"] == 2.0
 
 
 def test_cli_rejects_bad_sizes(capsys):

@@ -39,7 +39,7 @@ def test_past_lag_n_the_kernel_repeats_times_lambda():
 
 
 @pytest.mark.parametrize("n", [5, 16, 33])
-@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize("learnable", [False, True, "sigmoid"])
 def test_tno_ssm_equals_fft_path(n, learnable):
     torch.manual_seed(n)
     tno = Tno(4, causal=True, decay=0.95, learnable_decay=learnable, rpe_dim=8, rpe_layers=2).double()

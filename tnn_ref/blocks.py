@@ -104,20 +104,21 @@ class Gtu(nn.Module):
     images); its `dim` must equal `expand * dim`.
     """
 
-    def __init__(self, dim: int, expand: int, tno: nn.Module, lean: bool = True):
+    def __init__(self, dim: int, expand: int, tno: nn.Module, lean: bool = True, gate: bool = True):
         """lean=True: training through a 1-D `Tno` runs as one autograd node that keeps x and two
         pre-activations for backward (`_GatedToeplitz`); lean=False: module by module, which also allows
-        second derivatives."""
+        second derivatives. gate=False (an ablation): o = W_o(TNO(SiLU(W_v x))), no W_u."""
         super().__init__()
         require_positive_int("dim", dim)
         require_positive_int("expand", expand)
         self.lean = require_bool("lean", lean)
+        self.gate = require_bool("gate", gate)
         if not isinstance(tno, nn.Module):
             raise TypeError(f"tno must be an nn.Module (a Tno or Tno2d), got {type(tno).__name__}")
         hidden = expand * dim
         if getattr(tno, "dim", hidden) != hidden:
             raise ValueError(f"tno must mix expand * dim = {hidden} channels, got a TNO of dim {tno.dim}")
-        self.u_proj = nn.Linear(dim, hidden)
+        self.u_proj = nn.Linear(dim, hidden) if gate else None
         self.v_proj = nn.Linear(dim, hidden)
         self.o = nn.Linear(hidden, dim)
         self.dim = dim
@@ -135,15 +136,19 @@ class Gtu(nn.Module):
             a = c if r is None else circulant_column(c, r, m)  # (n or m, e*d)
             return _GatedToeplitz.apply(x, self.u_proj.weight, self.u_proj.bias, self.v_proj.weight, self.v_proj.bias,
                                         self.o.weight, self.o.bias, a.to(x.dtype), m, weights)
-        u = F.silu(self.u_proj(x))  # (..., n, e*d): the gate
+        return self.around(x, lambda v: self.toep(v if weights is None else v * weights))
+
+    def around(self, x: torch.Tensor, mix) -> torch.Tensor:
+        """The GTU with `mix` (v (..., e*d) -> (..., e*d)) in place of the TNO: the decoders pass theirs."""
         v = F.silu(self.v_proj(x))  # (..., n, e*d): what the TNO mixes along the sequence
-        if weights is not None:
-            v = v * weights
-        return self.o(u * self.toep(v))  # (..., n, d)
+        if not self.gate:
+            return self.o(mix(v))  # (..., n, d)
+        u = F.silu(self.u_proj(x))  # (..., n, e*d): the gate
+        return self.o(u * mix(v))  # (..., n, d)
 
     def _fused(self, x: torch.Tensor) -> bool:
-        """The one-node path: for training a 1-D TNO in float32/float64, outside autocast."""
-        return (self.lean and torch.is_grad_enabled() and isinstance(self.toep, Tno)
+        """The one-node path: for training a gated 1-D TNO in float32/float64, outside autocast."""
+        return (self.lean and self.gate and torch.is_grad_enabled() and isinstance(self.toep, Tno)
                 and x.dtype in (torch.float32, torch.float64) and x.dtype == self.u_proj.weight.dtype
                 and x.numel() > 0 and not torch.is_autocast_enabled(x.device.type))
 
@@ -212,15 +217,38 @@ class Glu(nn.Module):
         return self.l3(F.silu(self.l1(x)) * self.l2(x))  # (..., d)
 
 
+class Mlp(nn.Module):
+    """A plain two-layer MLP, W2(SiLU(W1 x)): the ungated channel mixer of the ablations."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        require_positive_int("dim", dim)
+        require_positive_int("hidden", hidden)
+        self.dim = dim
+        self.l1 = nn.Linear(dim, hidden)
+        self.l2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        require_features("x", x, self.dim)
+        return self.l2(F.silu(self.l1(x)))  # (..., d)
+
+
+CHANNEL_MIXERS = ("glu", "mlp", "none")
+
+
 class TnnBlock(nn.Module):
     """One TNN layer: a GTU then a GLU, each with a residual connection and SimpleRMSNorm.
 
     prenorm=True (LM, images): x + Dropout(GTU(norm(x))), then x + Dropout(GLU(norm(x))).
     prenorm=False (the reference's RoBERTa-style encoder): norm(x + Dropout(GTU(x))), likewise for the GLU.
+    channel_mixer (an ablation): "glu" (the paper), "mlp" (`Mlp`, ungated) or "none" (the GTU sub-layer only).
     """
 
-    def __init__(self, dim: int, gtu: Gtu, glu_dim: int, dropout: float = 0.0, prenorm: bool = True):
+    def __init__(self, dim: int, gtu: Gtu, glu_dim: int, dropout: float = 0.0, prenorm: bool = True,
+                 channel_mixer: str = "glu"):
         super().__init__()
+        if channel_mixer not in CHANNEL_MIXERS:
+            raise ValueError(f"channel_mixer must be one of {CHANNEL_MIXERS}, got {channel_mixer!r}")
         require_positive_int("dim", dim)
         if not isinstance(gtu, Gtu) or gtu.dim != dim:
             width = getattr(gtu, "dim", None)
@@ -229,14 +257,23 @@ class TnnBlock(nn.Module):
         self.prenorm = require_bool("prenorm", prenorm)
         self.token_norm = SimpleRMSNorm(dim)
         self.token_mixer = gtu
-        self.feature_norm = SimpleRMSNorm(dim)
-        self.feature_mixer = Glu(dim, glu_dim)
+        mixers = {"glu": lambda: Glu(dim, glu_dim), "mlp": lambda: Mlp(dim, glu_dim), "none": lambda: None}
+        self.feature_mixer = mixers[channel_mixer]()
+        self.feature_norm = None if self.feature_mixer is None else SimpleRMSNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (..., n, dim) -> (..., n, dim); for a TNO on images, (b, H, W, dim). mask: see `Gtu.forward`."""
+        return self.around(x, lambda h: self.token_mixer(h, mask))
+
+    def around(self, x: torch.Tensor, token_mix) -> torch.Tensor:
+        """The block with `token_mix` (h -> h, same shape) in place of the GTU: the decoders pass theirs."""
         if self.prenorm:
-            x = x + self.dropout(self.token_mixer(self.token_norm(x), mask))
+            x = x + self.dropout(token_mix(self.token_norm(x)))
+            if self.feature_mixer is None:
+                return x
             return x + self.dropout(self.feature_mixer(self.feature_norm(x)))
-        x = self.token_norm(x + self.dropout(self.token_mixer(x, mask)))
+        x = self.token_norm(x + self.dropout(token_mix(x)))
+        if self.feature_mixer is None:
+            return x
         return self.feature_norm(x + self.dropout(self.feature_mixer(x)))

@@ -23,7 +23,6 @@ import math
 import numbers
 
 import torch
-import torch.nn.functional as F
 
 from tnn_ref.baselines import TransformerEncoder
 from tnn_ref.checks import require_positive_int, require_same_device, require_tokens
@@ -199,18 +198,7 @@ class LmDecoder:
         """x (b, [T,] d) through every block, the TNO's output given by tno_output(tno_state, gtu, v)."""
         for block, tno_state in zip(self.model.blocks, self.tno_states):
             gtu = block.token_mixer
-
-            def token_mix(h):
-                u = F.silu(gtu.u_proj(h))  # (b, [T,] e*d)
-                v = F.silu(gtu.v_proj(h))  # (b, [T,] e*d)
-                return gtu.o(u * tno_output(tno_state, gtu, v))  # (b, [T,] d)
-
-            if block.prenorm:
-                x = x + token_mix(block.token_norm(x))
-                x = x + block.feature_mixer(block.feature_norm(x))
-            else:
-                x = block.token_norm(x + token_mix(x))
-                x = block.feature_norm(x + block.feature_mixer(x))
+            x = block.around(x, lambda h: gtu.around(h, lambda v: tno_output(tno_state, gtu, v)))
         return x
 
     def _check_tokens(self, tokens, ndim: int) -> None:

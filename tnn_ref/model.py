@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from tnn_ref.blocks import Gtu, TnnBlock
+from tnn_ref.blocks import CHANNEL_MIXERS, Gtu, TnnBlock
 from tnn_ref.checks import (
     require_bool,
     require_dropout,
@@ -18,7 +18,7 @@ from tnn_ref.checks import (
     require_positive_int,
     require_positive_int_or_none,
 )
-from tnn_ref.decay import check_decay
+from tnn_ref.decay import check_learnable_decay
 from tnn_ref.heads import ClassificationHead, MaskedLmHead, PatchEmbedding, TokenEmbedding, mean_pool
 from tnn_ref.rpe import ACTIVATIONS, FEATURES
 from tnn_ref.tno import Tno, Tno2d
@@ -45,9 +45,11 @@ class TnnConfig:
     rpe_act: str = "relu"
     rpe_features: str = "index"
     decay: float | None = 0.99  # lambda; None switches the decay off
-    learnable_decay: bool = False
+    learnable_decay: bool | str = False  # False, True / "floor" (lambda..1), "sigmoid" (both ways): tnn_ref.decay
     dropout: float = 0.0
     prenorm: bool = True
+    gtu_gate: bool = True  # False: the GTU without its gate (an ablation)
+    channel_mixer: str = "glu"  # "glu" (the paper), "mlp" (ungated) or "none" (ablations)
     tno_coefficients: str = "rpe"  # "rpe" (the paper) or "free": a table up to max_len (an ablation)
     max_len: int | None = None  # only for tno_coefficients="free"
     num_classes: int = 2  # classification heads (encoder, images)
@@ -65,11 +67,11 @@ class TnnConfig:
         if self.rpe_features not in FEATURES:
             raise ValueError(f"rpe_features must be one of {FEATURES}, got {self.rpe_features!r}")
         require_dropout("dropout", self.dropout)
-        check_decay(self.decay)
-        require_bool("learnable_decay", self.learnable_decay)
-        if self.learnable_decay and self.decay is None:
-            raise ValueError("learnable_decay=True needs a base decay rate, got decay=None")
+        check_learnable_decay(self.decay, self.learnable_decay)
         require_bool("prenorm", self.prenorm)
+        require_bool("gtu_gate", self.gtu_gate)
+        if self.channel_mixer not in CHANNEL_MIXERS:
+            raise ValueError(f"channel_mixer must be one of {CHANNEL_MIXERS}, got {self.channel_mixer!r}")
         self._check_coefficients()
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
@@ -126,8 +128,9 @@ class TnnConfig:
                      rpe_dim=self.rpe_dim, rpe_layers=self.rpe_layers, rpe_act=self.rpe_act, rpe_features=self.rpe_features)
 
     def block(self, tno: nn.Module) -> TnnBlock:
-        gtu = Gtu(self.dim, self.expand, tno)
-        return TnnBlock(self.dim, gtu, self.glu_hidden, dropout=self.dropout, prenorm=self.prenorm)
+        gtu = Gtu(self.dim, self.expand, tno, gate=self.gtu_gate)
+        return TnnBlock(self.dim, gtu, self.glu_hidden, dropout=self.dropout, prenorm=self.prenorm,
+                        channel_mixer=self.channel_mixer)
 
 
 def require_tnn_config(config) -> None:

@@ -18,7 +18,7 @@ from tnn_ref.checks import (
     require_positive_int,
     require_positive_length,
 )
-from tnn_ref.decay import Decay, check_decay
+from tnn_ref.decay import Decay, check_learnable_decay
 from tnn_ref.free_coefficients import FreeCoefficients
 from tnn_ref.rpe import Rpe
 from tnn_ref.ssm import DiagonalSsm, toeplitz_to_ssm
@@ -40,7 +40,7 @@ class Tno(nn.Module):
     kernel to many inputs, hold it yourself: `c, r = tno.kernel(n)`, then `toeplitz_fft(x, c, r)` per x.
     """
 
-    def __init__(self, dim: int, causal: bool, decay: float | None = 0.99, learnable_decay: bool = False,
+    def __init__(self, dim: int, causal: bool, decay: float | None = 0.99, learnable_decay: bool | str = False,
                  rpe_dim: int = 64, rpe_layers: int = 6, rpe_act: str = "relu", rpe_features: str = "index",
                  coefficients: str = "rpe", max_len: int | None = None):
         """coefficients="rpe" (the paper) or "free": a table of 2*max_len-1 learnable values per channel
@@ -48,10 +48,7 @@ class Tno(nn.Module):
         super().__init__()
         require_positive_int("dim", dim)
         require_bool("causal", causal)
-        require_bool("learnable_decay", learnable_decay)
-        check_decay(decay)
-        if learnable_decay and decay is None:
-            raise ValueError("learnable_decay=True needs a base decay rate, got decay=None")
+        check_learnable_decay(decay, learnable_decay)
         if coefficients not in ("rpe", "free"):
             raise ValueError(f"coefficients must be 'rpe' or 'free', got {coefficients!r}")
         if coefficients == "free" and rpe_features != "index":
@@ -143,7 +140,7 @@ class Tno(nn.Module):
 class Tno2d(nn.Module):
     """The image operator: T_H v + T_W v over a (batch, H, W, dim) grid, one bidirectional TNO per axis."""
 
-    def __init__(self, dim: int, decay: float | None = 0.9, learnable_decay: bool = False,
+    def __init__(self, dim: int, decay: float | None = 0.9, learnable_decay: bool | str = False,
                  rpe_dim: int = 48, rpe_layers: int = 1, rpe_act: str = "relu", rpe_features: str = "index"):
         super().__init__()
         options = dict(causal=False, decay=decay, learnable_decay=learnable_decay, rpe_dim=rpe_dim,

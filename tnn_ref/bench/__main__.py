@@ -17,7 +17,7 @@ from tnn_ref.bench.allocator import reuse_freed_memory
 from tnn_ref.bench.harness import environment
 from tnn_ref.bench.layers import LAYER_SIZES, bench_layer_memory, bench_layers, format_layers
 from tnn_ref.bench.tno import TNO_SIZES, bench_tno, format_tno
-from tnn_ref.bench.toeplitz import TOEPLITZ_SIZES, bench_toeplitz, format_toeplitz
+from tnn_ref.bench.toeplitz import TOEPLITZ_SIZES, add_untuned, bench_toeplitz, fft_times_untuned, format_toeplitz
 
 
 def device_name(text: str) -> torch.device:
@@ -74,8 +74,11 @@ def main(argv=None) -> int:
     results = {"environment": {**environment(device), "reuse_freed_memory": tuned, "autocast": args.autocast}}
     if args.what in ("toeplitz", "all"):
         rows = bench_toeplitz(args.sizes or TOEPLITZ_SIZES, device=device)
+        if tuned:  # what a user who never calls reuse_freed_memory gets, beside it (a fresh process)
+            add_untuned(rows, fft_times_untuned(args.sizes or TOEPLITZ_SIZES, device=device))
         results["toeplitz"] = rows
-        print("Toeplitz product, d = 64 channels, batch 1, float32, bidirectional (median of repeats)")
+        print("Toeplitz product, d = 64 channels, batch 1, float32, bidirectional (median of repeats"
+              + ("; 'untuned': glibc's default malloc, in a fresh process)" if tuned else ")"))
         print(format_toeplitz(rows))
     if args.what in ("tno", "all"):
         with mixed():

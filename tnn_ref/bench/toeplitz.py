@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import asdict
 
 import scipy.linalg
@@ -60,13 +63,46 @@ def bench_toeplitz(sizes=TOEPLITZ_SIZES, d: int = 64, device="cpu", dense_limit_
     return rows
 
 
+def fft_times(sizes, d: int = 64, device="cpu", seed: int = 0) -> list[dict]:
+    """Only the torch FFT column of `bench_toeplitz`: [{"n", "fft": Timing as a dict}], the same inputs."""
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for n in sizes:
+        c, r, x = (t.to(device) for t in (torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen),
+                                          torch.randn(1, n, d, generator=gen)))
+        rows.append({"n": n, "fft": asdict(time_call(lambda: toeplitz_fft(x, c, r), device))})
+    return rows
+
+
+def fft_times_untuned(sizes, d: int = 64, device="cpu") -> list[dict]:
+    """`fft_times` in a fresh Python process whose malloc keeps glibc's defaults (what a user gets who never
+    calls `reuse_freed_memory`): a setting, once made in a process, cannot be taken back there."""
+    code = ("import json, sys; from tnn_ref.bench.toeplitz import fft_times; "
+            f"print(json.dumps(fft_times({list(sizes)!r}, {d}, {str(device)!r})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def add_untuned(rows: list[dict], untuned: list[dict]) -> None:
+    """Put the untuned FFT times beside the tuned rows (the same n in the same order): fft_untuned, untuned_over_fft."""
+    for row, other in zip(rows, untuned, strict=True):
+        if row["n"] != other["n"]:
+            raise ValueError(f"untuned rows must follow the same sizes, got n = {other['n']} beside {row['n']}")
+        row["fft_untuned"] = other["fft"]
+        row["untuned_over_fft"] = other["fft"]["median"] / row["fft"]["median"]
+
+
 def format_toeplitz(rows: list[dict]) -> str:
-    lines = [f"{'n':>6} {'dense ms':>10} {'scipy loop ms':>14} {'torch fft ms':>13} {'scipy/fft':>10} {'dense/fft':>10}"]
+    untuned = all("fft_untuned" in row for row in rows)
+    extra = f" {'fft untuned ms':>15} {'untuned/fft':>12}" if untuned else ""
+    lines = [f"{'n':>6} {'dense ms':>10} {'scipy loop ms':>14} {'torch fft ms':>13} {'scipy/fft':>10} {'dense/fft':>10}{extra}"]
     for row in rows:
         dense = "skipped" if row["dense"] is None else f"{row['dense']['median'] * 1e3:.2f}"
         dense_ratio = "-" if row["dense_over_fft"] is None else f"{row['dense_over_fft']:.1f}x"
+        more = f" {row['fft_untuned']['median'] * 1e3:>15.3f} {row['untuned_over_fft']:>11.2f}x" if untuned else ""
         lines.append(
             f"{row['n']:>6} {dense:>10} {row['scipy_loop']['median'] * 1e3:>14.2f} {row['fft']['median'] * 1e3:>13.3f}"
-            f" {row['scipy_loop_over_fft']:>9.1f}x {dense_ratio:>10}"
+            f" {row['scipy_loop_over_fft']:>9.1f}x {dense_ratio:>10}{more}"
         )
     return "\n".join(lines)

@@ -90,3 +90,38 @@ def windows(data: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tenso
     rows = starts[:, None] + torch.arange(context + 1)  # (w, context+1)
     chunk = data[rows.to(data.device)]
     return chunk[:, :-1], chunk[:, 1:]
+
+
+def target_ends(tokens: int, longest: int, score: int, blocks: int) -> list[int]:
+    """End positions e_0 < ... of `blocks` blocks of `score` targets, spread evenly over a stream of `tokens`.
+
+    Block j scores targets data[e_j - score + 1 : e_j + 1]; every e_j >= longest, so a window of any length up
+    to `longest` that ends at e_j fits in the stream, and consecutive blocks never overlap.
+    """
+    for name, value in (("tokens", tokens), ("longest", longest), ("score", score), ("blocks", blocks)):
+        require_positive_int(name, value)
+    if score > longest:
+        raise ValueError(f"score={score} must be at most longest={longest} (the targets are the last score positions of every window)")
+    room = tokens - 1 - longest  # how far the last end may move past the first
+    if room < (blocks - 1) * score:
+        raise ValueError(f"blocks={blocks} blocks of score={score} targets after a first window of {longest} tokens "
+                         f"need {longest + 1 + (blocks - 1) * score} tokens, the data holds {tokens}: lower blocks")
+    if blocks == 1:
+        return [longest]
+    return [longest + (j * room) // (blocks - 1) for j in range(blocks)]
+
+
+def windows_ending_at(data: torch.Tensor, ends: list[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of `length` tokens that end at the given positions: inputs (w, length), next-token targets (w, length).
+
+    Window j reads data[e_j - length : e_j] and predicts data[e_j - length + 1 : e_j + 1], so its last k
+    targets are the same tokens for every length (see `target_ends`).
+    """
+    _require_stream("data", data)
+    require_positive_int("length", length)
+    if not ends or min(ends) < length or max(ends) > len(data) - 1:
+        raise ValueError(f"ends must lie in [length, len(data) - 1] = [{length}, {len(data) - 1}], got "
+                         f"{min(ends) if ends else None}..{max(ends) if ends else None}")
+    rows = torch.tensor(ends)[:, None] - length + torch.arange(length + 1)  # (w, length+1) indices
+    chunk = data[rows.to(data.device)]
+    return chunk[:, :-1], chunk[:, 1:]

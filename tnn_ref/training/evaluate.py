@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from tnn_ref.checks import require_positive_int, require_positive_int_or_none
-from tnn_ref.tasks.batches import windows
+from tnn_ref.tasks.batches import target_ends, windows, windows_ending_at
 from tnn_ref.training import distributed as dist
 
 
@@ -83,3 +83,46 @@ def evaluate_lm(model, data: torch.Tensor, context: int, batch_size: int = 8, ma
         total, count = dist.sum_across_ranks([total, count], device)
     loss = total / count
     return {"loss": loss, "bpc": loss / math.log(2), "ppl": math.exp(min(loss, 700.0)), "tokens": int(count)}
+
+
+@torch.no_grad()
+def evaluate_lm_same_targets(model, data: torch.Tensor, lengths, score: int = 512, blocks: int = 8,
+                             device=None) -> dict:
+    """Next-token loss on the *same* target tokens at every context length, for length extrapolation.
+
+    The targets are `blocks` blocks of `score` consecutive tokens spread over `data` (`target_ends`). For a
+    length L >= score, each block is scored as the last `score` positions of one window of L tokens that ends
+    at it (each target sees L - score .. L - 1 tokens of context); for L < score (L must divide score), the
+    block is tiled by score / L windows of L tokens, every position scored (0 .. L - 1 tokens of context).
+    So a difference between lengths is the model's, never the text's. Windows run one at a time (batch 1).
+    Returns {"targets": blocks * score, "ends": [...], "by_length": {L: {"loss", "bpc"}},
+    "block_losses": {L: [mean nats of each block]}} (the blocks, paired across lengths and models, are the
+    units a bootstrap can resample).
+    """
+    require_token_stream("data", data)
+    lengths = [require_positive_int(f"lengths[{i}]", L) for i, L in enumerate(lengths)]
+    require_positive_int("score", score)
+    bad = [L for L in lengths if L < score and score % L]
+    if not lengths or bad:
+        raise ValueError(f"lengths must be non-empty, each at least score={score} or a divisor of it, got {lengths}")
+    ends = target_ends(len(data), max(max(lengths), score), score, blocks)
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    by_length, block_losses = {}, {}
+    try:
+        for length in lengths:
+            tail = min(length, score)  # scored positions per window
+            tiles = score // tail  # windows per block, ending at e, e - L, ...
+            losses = []
+            for end in ends:
+                inputs, targets = windows_ending_at(data, [end - k * tail for k in range(tiles)], length)  # (tiles, L)
+                logits = model(inputs.to(device))[:, -tail:]  # (tiles, tail, vocab): the scored tail only
+                logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 up, float64 kept
+                losses.append(F.cross_entropy(logits.flatten(0, 1), targets[:, -tail:].flatten().to(device)).item())
+            block_losses[length] = losses
+            loss = sum(losses) / len(losses)  # blocks are equal-sized, so this is the mean over all targets
+            by_length[length] = {"loss": loss, "bpc": loss / math.log(2)}
+    finally:
+        model.train(was_training)
+    return {"targets": blocks * score, "ends": ends, "by_length": by_length, "block_losses": block_losses}
