@@ -94,6 +94,9 @@ def render(figures: Path) -> str:
         path = figures / name
         if path.exists():
             results = json.loads(path.read_text())
+            if not {"setup", "references", "runs"} <= set(results):  # written before the common shape
+                parts.append(f"`figures/{name}` predates the common results shape: re-execute its notebook.")
+                continue
             lines = section(results)
             refs = results.get("references", {})
             if name != "08_results.json" and refs:
