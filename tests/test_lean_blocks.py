@@ -35,7 +35,7 @@ def test_lean_gtu_works_through_several_channel_chunks(monkeypatch):
 
     chunks = []
 
-    def chunks_of_32(x, channels):  # what a long sequence gets: several narrow chunks
+    def chunks_of_32(positions, channels):  # what a long sequence gets: several narrow chunks
         chunks.append(channels)
         return [slice(start, min(start + 32, channels)) for start in range(0, channels, 32)]
 
@@ -103,3 +103,14 @@ def test_mask_is_checked():
         gtu(x, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask must be a boolean tensor"):
         gtu(x, torch.ones(2, 5))
+
+
+@pytest.mark.parametrize("make", [lambda: Gtu(8, 2, Tno(16, causal=True, decay=0.9, rpe_dim=4, rpe_layers=1)),
+                                  lambda: Glu(8, 6)], ids=["gtu", "glu"])
+def test_a_second_backward_through_a_lean_node_raises_instead_of_reading_overwritten_buffers(make):
+    module = make().double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+    y = module(x)
+    y.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

@@ -13,28 +13,22 @@ from tnn_ref.toeplitz import circulant_column, fft_length, kernel_spectrum
 
 
 def _silu_grad(z: torch.Tensor) -> torch.Tensor:
-    """d SiLU(z) / dz = sigmoid(z) (1 + z (1 - sigmoid(z)))."""
+    """d SiLU(z) / dz = sigmoid(z) (1 + z (1 - sigmoid(z))), with two temporaries of z's size, not five."""
     s = torch.sigmoid(z)
-    return s * (1 + z * (1 - s))
+    return torch.sub(1, s).mul_(z).add_(1).mul_(s)
 
 
 def _rows(z: torch.Tensor) -> torch.Tensor:
     return z.reshape(-1, z.shape[-1])  # (..., n, k) -> (rows, k): every position of every sequence
 
 
-def _channel_chunks(x: torch.Tensor, channels: int) -> list[slice]:
-    """Slices of about 2^17 / (rows) channels, at least 32: the FFT buffers of one chunk stay small."""
-    rows = max(x.numel() // max(x.shape[-1], 1), 1)  # batch x n positions
-    width = max(32, (1 << 17) // rows)
+CHUNK_ELEMENTS = 1 << 16  # positions x channels per FFT chunk: the lean GTU's speed / memory trade-off
+
+
+def _channel_chunks(positions: int, channels: int) -> list[slice]:
+    """Slices of about CHUNK_ELEMENTS / positions channels, at least 32: the FFT buffers of one chunk stay small."""
+    width = max(32, CHUNK_ELEMENTS // max(positions, 1))
     return [slice(start, min(start + width, channels)) for start in range(0, channels, width)]
-
-
-def _chunk_product(v: torch.Tensor, a_f: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """T @ v for one chunk of channels: v (..., n, h), a_f (h, m//2+1) -> (t (..., n, h) view, v_f)."""
-    n = v.shape[-2]
-    v_f = torch.fft.rfft(v.transpose(-1, -2), n=m, dim=-1)  # (..., h, m//2+1)
-    t = torch.fft.irfft(v_f * a_f, n=m, dim=-1)[..., :n].transpose(-1, -2)  # (..., n, h)
-    return t, v_f
 
 
 class _GatedToeplitz(torch.autograd.Function):
@@ -42,59 +36,79 @@ class _GatedToeplitz(torch.autograd.Function):
 
     Module by module, autograd keeps six tensors of width e*d per position for the backward (both
     pre-activations, both SiLU outputs, the TNO output and the gated product) and the TNO's FFT buffers
-    at their largest. This node keeps x, the pre-activations pu, pv and the TNO output t, recomputes the
-    SiLUs, and runs every FFT over chunks of the e*d channels (`_channel_chunks`), forward and backward, so
-    each FFT buffer is a chunk's, not the whole width's; the matmuls stay full width. The backward runs the
-    FFTs the module-by-module backward runs. With G = rfft(grad_t), V = rfft(v), A = rfft(a):
-      grad_v = irfft(G * conj(A))[:n]  (T^T grad_t),  grad_a = irfft(sum over batch of G * conj(V))[:k].
-    Once differentiable: a second derivative through it raises (use `Gtu(lean=False)` for that).
+    at their largest. This node keeps x and the two pre-activations; it recomputes the SiLUs and T v, and
+    its backward writes the pre-activations' gradients over them, so it allocates no other tensor of width
+    e*d. The pre-activations are held channel-major, (e*d, batch, n): a chunk of channels is then one
+    contiguous block whose FFTs run along its last axis without a transposed copy, and every matmul reads
+    its operands transposed where needed, which BLAS does for free. The FFTs run over chunks of channels
+    (`_channel_chunks`), so each FFT buffer is a chunk's, not the whole width's. With G = rfft(grad_t),
+    V = rfft(v), A = rfft(a): grad_v = irfft(G * conj(A))[:n] (T^T grad_t), grad_a = irfft(sum over the
+    batch of G * conj(V))[:k]. Once differentiable: a second derivative through it raises (use
+    `Gtu(lean=False)` for that).
     """
 
     @staticmethod
     def forward(ctx, x, wu, bu, wv, bv, wo, bo, a, m, mask):
-        pu = F.linear(x, wu, bu)  # (..., n, H)
-        pv = F.linear(x, wv, bv)  # (..., n, H)
-        t = torch.empty_like(pu)  # (..., n, H): T @ v, filled chunk by chunk
-        for ch in _channel_chunks(x, pu.shape[-1]):
-            v = F.silu(pv[..., ch])  # (..., n, h)
-            if mask is not None:
-                v = v * mask  # padded positions hold zero: they cannot reach a real position through T
-            t[..., ch] = _chunk_product(v, kernel_spectrum(a[:, ch], m), m)[0]  # (..., n, h)
-        ctx.save_for_backward(x, pu, pv, t, a, wu, wv, wo, mask)
+        n = x.shape[-2]
+        x_rows = _rows(x)  # (B*n, d)
+        batch = x_rows.shape[0] // n
+        pu = torch.addmm(bu[:, None], wu, x_rows.T).view(-1, batch, n)  # (H, B*n) -> (H, B, n)
+        pv = torch.addmm(bv[:, None], wv, x_rows.T).view(-1, batch, n)  # (H, B, n)
+        keep = None if mask is None else mask.reshape(batch, n)  # (B, n): 1 at real tokens
+        gated = torch.empty_like(pu)  # (H, B, n): SiLU(u) * T v, filled chunk by chunk
+        for ch in _channel_chunks(batch * n, pu.shape[0]):
+            v = F.silu(pv[ch])  # (h, B, n)
+            if keep is not None:
+                v = v * keep  # padded positions hold zero: they cannot reach a real position through T
+            v_f = torch.fft.rfft(v, n=m, dim=-1)  # (h, B, m//2+1): v zero-padded to m
+            del v  # each chunk buffer is dropped once used, so few are alive at a time
+            v_f *= kernel_spectrum(a[:, ch], m)[:, None]  # (h, B, m//2+1) times (h, 1, m//2+1)
+            t = torch.fft.irfft(v_f, n=m, dim=-1)[..., :n]  # (h, B, n): the first n entries are T v
+            del v_f
+            torch.mul(F.silu(pu[ch]), t, out=gated[ch])
+        ctx.save_for_backward(x, pu, pv, a, wu, wv, wo, keep)  # not T v: backward recomputes it from rfft(v)
         ctx.m = m
-        return F.linear(F.silu(pu).mul_(t), wo, bo)  # (..., n, d): one full-width matmul
+        out = torch.addmm(bo, gated.view(-1, batch * n).T, wo.T)  # (B*n, H) @ (H, d) -> (B*n, d)
+        return out.view_as(x)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        x, pu, pv, t_all, a, wu, wv, wo, mask = ctx.saved_tensors
-        n, k, m = x.shape[-2], a.shape[0], ctx.m
-        g_rows, x_rows = _rows(grad_out), _rows(x)  # (rows, d) each
-        grad_pu = grad_out @ wo  # (..., n, H): grad of the gated product, overwritten chunk by chunk with grad_pu
-        grad_pv = torch.empty_like(pv)  # (..., n, H)
-        grad_wo, grad_a = torch.empty_like(wo), torch.empty_like(a)
-        for ch in _channel_chunks(x, pu.shape[-1]):
-            a_f = kernel_spectrum(a[:, ch], m)  # (h, m//2+1)
-            u = F.silu(pu[..., ch])  # (..., n, h), recomputed
-            v = F.silu(pv[..., ch])
-            if mask is not None:
-                v = v * mask
-            v_f = torch.fft.rfft(v.transpose(-1, -2), n=m, dim=-1)  # (..., h, m//2+1)
-            t = t_all[..., ch]  # (..., n, h)
-            grad_wo[:, ch] = g_rows.T @ _rows(u * t)  # (d, h)
-            grad_p = grad_pu[..., ch]  # (..., n, h) view
-            g_f = torch.fft.rfft((grad_p * u).transpose(-1, -2), n=m, dim=-1)  # (..., h, m//2+1): rfft of grad_t
-            grad_p.mul_(t).mul_(_silu_grad(pu[..., ch]))  # now grad_pu for this chunk, in place
-            grad_v = torch.fft.irfft(g_f * a_f.conj(), n=m, dim=-1)[..., :n].transpose(-1, -2)  # (..., n, h)
-            cross = (g_f * v_f.conj()).reshape(-1, *g_f.shape[-2:]).sum(0)  # (h, m//2+1): summed over the batch
-            grad_a[:, ch] = torch.fft.irfft(cross, n=m, dim=-1)[:, :k].T  # (k, h)
-            if mask is not None:
-                grad_v = grad_v * mask
-            torch.mul(grad_v, _silu_grad(pv[..., ch]), out=grad_pv[..., ch])
-        pu_rows, pv_rows = _rows(grad_pu), _rows(grad_pv)  # (rows, H) each
-        grad_x = (pu_rows @ wu).addmm_(pv_rows, wv)  # (rows, d): full-width matmuls, not one per chunk
-        return (grad_x.view_as(x), pu_rows.T @ x_rows, pu_rows.sum(0), pv_rows.T @ x_rows, pv_rows.sum(0), grad_wo,
-                g_rows.sum(0), grad_a, None, None)
+        x, pu, pv, a, wu, wv, wo, keep = ctx.saved_tensors
+        k, m = a.shape[0], ctx.m
+        hidden, batch, n = pu.shape
+        g_rows, x_rows = _rows(grad_out), _rows(x)  # (B*n, d) each
+        grad_wo_t, grad_a_t = torch.empty_like(wo.T), torch.empty_like(a.T)  # (H, d), (H, k): rows per channel
+        for ch in _channel_chunks(batch * n, hidden):
+            a_f = kernel_spectrum(a[:, ch], m)[:, None]  # (h, 1, m//2+1)
+            v = F.silu(pv[ch])  # (h, B, n), recomputed
+            if keep is not None:
+                v = v * keep
+            v_f = torch.fft.rfft(v, n=m, dim=-1)  # (h, B, m//2+1)
+            del v  # each chunk buffer is dropped once used, so few are alive at a time
+            t = torch.fft.irfft(v_f * a_f, n=m, dim=-1)[..., :n]  # (h, B, n): T v, recomputed
+            u = F.silu(pu[ch])  # (h, B, n), recomputed
+            grad_wo_t[ch] = (u * t).view(-1, batch * n) @ g_rows  # (h, B*n) @ (B*n, d) -> (h, d)
+            grad_p = (wo[:, ch].T @ g_rows.T).view_as(u)  # (h, B*n) -> (h, B, n): grad of the gated product
+            g_f = torch.fft.rfft(grad_p * u, n=m, dim=-1)  # (h, B, m//2+1): rfft of grad_t
+            del u
+            grad_a_t[ch] = torch.fft.irfft((g_f * v_f.conj()).sum(1), n=m, dim=-1)[:, :k]  # (h, k): batch summed
+            del v_f
+            g_f *= a_f.conj()
+            grad_v = torch.fft.irfft(g_f, n=m, dim=-1)[..., :n]  # (h, B, n): T^T grad_t
+            del g_f, a_f
+            # the pre-activations are not needed again: their buffers take their gradients, so the backward
+            # allocates no other tensor of width e*d (a second backward through this node then raises
+            # torch's "modified by an inplace operation" error instead of reading gradients as activations)
+            pu[ch] = grad_p.mul_(t).mul_(_silu_grad(pu[ch]))
+            del grad_p, t
+            if keep is not None:
+                grad_v = grad_v * keep
+            pv[ch] = grad_v.mul_(_silu_grad(pv[ch]))
+        grad_pu, grad_pv = pu.view(hidden, -1), pv.view(hidden, -1)  # (H, B*n) each
+        grad_x = torch.mm(grad_pu.T, wu).addmm_(grad_pv.T, wv)  # (B*n, d): full-width matmuls
+        return (grad_x.view_as(x), grad_pu @ x_rows, grad_pu.sum(1), grad_pv @ x_rows, grad_pv.sum(1), grad_wo_t.T,
+                g_rows.sum(0), grad_a_t.T, None, None)
 
 
 class Gtu(nn.Module):
@@ -167,7 +181,8 @@ def _mask_weights(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | 
 
 class _GatedLinear(torch.autograd.Function):
     """The GLU as one autograd node: W3(SiLU(W1 x + b1) * (W2 x + b2)), keeping x and the two
-    pre-activations for backward (not also the SiLU and the product: they are recomputed)."""
+    pre-activations for backward (not also the SiLU and the product: they are recomputed); the backward
+    writes the gradient of the first pre-activation over the second, which it no longer needs."""
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2, w3, b3):
@@ -181,15 +196,16 @@ class _GatedLinear(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         x, p1, p2, w1, w2, w3 = ctx.saved_tensors
+        g_rows, x_rows = _rows(grad_out), _rows(x)  # (rows, d) each
         s1 = F.silu(p1)  # (..., n, h), recomputed
-        grad_w3, grad_b3 = _rows(grad_out).T @ _rows(s1 * p2), _rows(grad_out).sum(0)
-        grad_h = grad_out @ w3  # (..., n, h)
-        grad_p2 = grad_h * s1
-        grad_p1 = grad_h.mul_(p2).mul_(_silu_grad(p1))  # in place of grad_h
-        grad_x = grad_p1 @ w1 + grad_p2 @ w2  # (..., n, d)
-        grad_w1, grad_b1 = _rows(grad_p1).T @ _rows(x), _rows(grad_p1).sum(0)
-        grad_w2, grad_b2 = _rows(grad_p2).T @ _rows(x), _rows(grad_p2).sum(0)
-        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2, grad_w3, grad_b3
+        grad_w3, grad_b3 = g_rows.T @ _rows(s1 * p2), g_rows.sum(0)
+        grad_h = grad_out @ w3  # (..., n, h): grad of the gated product
+        grad_p1 = p2.mul_(grad_h).mul_(_silu_grad(p1))  # in p2's buffer (a second backward then raises)
+        grad_p2 = grad_h.mul_(s1)  # in place of grad_h
+        p1_rows, p2_rows = _rows(grad_p1), _rows(grad_p2)  # (rows, h) each
+        grad_x = (p1_rows @ w1).addmm_(p2_rows, w2)  # (rows, d)
+        return (grad_x.view_as(x), p1_rows.T @ x_rows, p1_rows.sum(0), p2_rows.T @ x_rows, p2_rows.sum(0), grad_w3,
+                grad_b3)
 
 
 class Glu(nn.Module):

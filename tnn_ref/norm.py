@@ -5,7 +5,33 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tnn_ref.checks import require_features, require_float_at_least, require_positive_int
+from tnn_ref.checks import require_bool, require_features, require_float_at_least, require_positive_int
+
+
+class _SimpleRmsNorm(torch.autograd.Function):
+    """(y, s) with s = ||x||_2 d^(-1/2) + eps (..., 1) and y = x / s, keeping y and s for backward, not x.
+
+    The layer after a norm keeps y anyway (the GTU and GLU keep their input), so keeping y instead of x
+    lets the residual stream x be freed: one (..., d) tensor less per norm for the backward. With
+    r = s - eps: dx = g_y / s + y (g_s s - sum(g_y y)) / (d r), the second term 0 where x = 0 (r = 0, the
+    subgradient autograd's norm takes there). The backward is written in differentiable operations on the
+    two outputs, so derivatives of any order are right.
+    """
+
+    @staticmethod
+    def forward(ctx, x, eps):
+        s = x.norm(2, dim=-1, keepdim=True) * x.shape[-1] ** -0.5 + eps  # (..., 1)
+        y = x / s  # (..., d)
+        ctx.save_for_backward(y, s)
+        ctx.eps = eps
+        return y, s
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_s):
+        y, s = ctx.saved_tensors
+        r = s - ctx.eps  # (..., 1): ||x|| d^(-1/2)
+        through_r = ((grad_s * s - (grad_y * y).sum(-1, keepdim=True)) / (y.shape[-1] * r)).where(r > 0, 0.0)
+        return grad_y / s + y * through_r, None
 
 
 class SimpleRMSNorm(nn.Module):
@@ -13,16 +39,21 @@ class SimpleRMSNorm(nn.Module):
 
     Scale-invariant: SimpleRMSNorm(a * x) = SimpleRMSNorm(x) for a > 0, which is what keeps the RPE's
     output bounded for offsets far beyond those seen in training.
+    lean=True: with grad, one autograd node that keeps its output, not its input (`_SimpleRmsNorm`);
+    lean=False: the plain expression, for comparison.
     """
 
-    def __init__(self, dim: int, eps: float = 1e-8):
+    def __init__(self, dim: int, eps: float = 1e-8, lean: bool = True):
         super().__init__()
         require_positive_int("dim", dim)
         self.dim = dim
         self.eps = require_float_at_least("eps", eps, 0.0, strict=True)  # > 0: an all-zero x must not divide by 0
+        self.lean = require_bool("lean", lean)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         require_features("x", x, self.dim)
+        if self.lean and torch.is_grad_enabled() and x.requires_grad:
+            return _SimpleRmsNorm.apply(x, self.eps)[0]
         rms = x.norm(2, dim=-1, keepdim=True) * self.dim ** -0.5  # (..., 1)
         return x / (rms + self.eps)
 
