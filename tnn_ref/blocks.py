@@ -12,10 +12,9 @@ from tnn_ref.tno import Tno
 from tnn_ref.toeplitz import circulant_column, fft_length, kernel_spectrum
 
 
-def _silu_grad(z: torch.Tensor) -> torch.Tensor:
-    """d SiLU(z) / dz = sigmoid(z) (1 + z (1 - sigmoid(z))), with two temporaries of z's size, not five."""
-    s = torch.sigmoid(z)
-    return torch.sub(1, s).mul_(z).add_(1).mul_(s)
+def _silu_backward_into(grad: torch.Tensor, z: torch.Tensor) -> None:
+    """z <- grad * SiLU'(z), in place: torch's own fused SiLU backward (one pass), writing over z."""
+    torch.ops.aten.silu_backward.grad_input(grad, z, grad_input=z)
 
 
 def _rows(z: torch.Tensor) -> torch.Tensor:
@@ -100,11 +99,11 @@ class _GatedToeplitz(torch.autograd.Function):
             # the pre-activations are not needed again: their buffers take their gradients, so the backward
             # allocates no other tensor of width e*d (a second backward through this node then raises
             # torch's "modified by an inplace operation" error instead of reading gradients as activations)
-            pu[ch] = grad_p.mul_(t).mul_(_silu_grad(pu[ch]))
+            _silu_backward_into(grad_p.mul_(t), pu[ch])
             del grad_p, t
             if keep is not None:
                 grad_v = grad_v * keep
-            pv[ch] = grad_v.mul_(_silu_grad(pv[ch]))
+            _silu_backward_into(grad_v, pv[ch])
         grad_pu, grad_pv = pu.view(hidden, -1), pv.view(hidden, -1)  # (H, B*n) each
         grad_x = torch.mm(grad_pu.T, wu).addmm_(grad_pv.T, wv)  # (B*n, d): full-width matmuls
         return (grad_x.view_as(x), grad_pu @ x_rows, grad_pu.sum(1), grad_pv @ x_rows, grad_pv.sum(1), grad_wo_t.T,
@@ -182,7 +181,7 @@ def _mask_weights(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | 
 class _GatedLinear(torch.autograd.Function):
     """The GLU as one autograd node: W3(SiLU(W1 x + b1) * (W2 x + b2)), keeping x and the two
     pre-activations for backward (not also the SiLU and the product: they are recomputed); the backward
-    writes the gradient of the first pre-activation over the second, which it no longer needs."""
+    writes the pre-activations' gradients over them, which it no longer needs."""
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2, w3, b3):
@@ -200,8 +199,8 @@ class _GatedLinear(torch.autograd.Function):
         s1 = F.silu(p1)  # (..., n, h), recomputed
         grad_w3, grad_b3 = g_rows.T @ _rows(s1 * p2), g_rows.sum(0)
         grad_h = grad_out @ w3  # (..., n, h): grad of the gated product
-        grad_p1 = p2.mul_(grad_h).mul_(_silu_grad(p1))  # in p2's buffer (a second backward then raises)
-        grad_p2 = grad_h.mul_(s1)  # in place of grad_h
+        _silu_backward_into(p2.mul_(grad_h), p1)  # p1 <- grad_p1 (a second backward then raises)
+        grad_p1, grad_p2 = p1, grad_h.mul_(s1)  # grad_p2 in place of grad_h
         p1_rows, p2_rows = _rows(grad_p1), _rows(grad_p2)  # (rows, h) each
         grad_x = (p1_rows @ w1).addmm_(p2_rows, w2)  # (rows, d)
         return (grad_x.view_as(x), p1_rows.T @ x_rows, p1_rows.sum(0), p2_rows.T @ x_rows, p2_rows.sum(0), grad_w3,

@@ -15,7 +15,7 @@ import torch
 from tnn_ref import checks
 from tnn_ref.bench.allocator import reuse_freed_memory
 from tnn_ref.bench.harness import environment
-from tnn_ref.bench.layers import LAYER_SIZES, bench_layer_memory, bench_layers, format_layers
+from tnn_ref.bench.layers import LAYER_SIZES, MEMORY_SIZES, bench_layer_memory, bench_layers, format_layers
 from tnn_ref.bench.tno import TNO_SIZES, bench_tno, format_tno
 from tnn_ref.bench.toeplitz import TOEPLITZ_SIZES, add_untuned, bench_toeplitz, fft_times_untuned, format_toeplitz
 
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     if args.what in ("layers", "all"):
         with mixed():
             rows = bench_layers(args.sizes or LAYER_SIZES, device=device)
-            memory = bench_layer_memory(args.sizes or LAYER_SIZES, device=device)
+            memory = bench_layer_memory(args.sizes or MEMORY_SIZES, device=device)
         results["layers"] = rows
         print("TNN block vs Transformer blocks (SDPA; materialised attention), d = 256, batch 1, forward+backward "
               "(median ± IQR of repeats)")

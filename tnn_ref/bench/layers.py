@@ -17,6 +17,7 @@ from tnn_ref.bench.peak_memory import current_rss_bytes, peak_rss_bytes, reset_p
 from tnn_ref.model import TnnConfig
 
 LAYER_SIZES = [512, 1024, 2048, 4096, 8192, 16384, 32768]
+MEMORY_SIZES = [*LAYER_SIZES, 65536]  # memory goes one size further: one step per contestant, not repeats
 MATERIALISED_LIMIT = 8192  # (4 heads, n, n) float32 scores, their softmax and gradients: ~3 GiB at 8K
 KINDS = ("tnn", "transformer", "materialised")
 
