@@ -30,6 +30,22 @@ def _channel_chunks(positions: int, channels: int) -> list[slice]:
     return [slice(start, min(start + width, channels)) for start in range(0, channels, width)]
 
 
+def _padded_buffer(like: torch.Tensor, chunks: list[slice], m: int) -> torch.Tensor:
+    """One zero buffer (widest chunk, B, m) for every rfft of the chunks: each writes its first n entries
+    and the rest stay zero, so no FFT pads (allocates, fills and copies) its input again."""
+    width = max(chunk.stop - chunk.start for chunk in chunks)
+    return like.new_zeros(width, like.shape[1], m)
+
+
+def _masked_silu_into(padded: torch.Tensor, p: torch.Tensor, keep: torch.Tensor | None, n: int) -> torch.Tensor:
+    """padded[:h, :, :n] <- SiLU(p) * keep, for p (h, B, n); returns padded[:h] (h, B, m), zero beyond n."""
+    out = padded[: p.shape[0]]
+    torch.ops.aten.silu.out(p, out=out[..., :n])
+    if keep is not None:
+        out[..., :n].mul_(keep)  # padded positions hold zero: they cannot reach a real position through T
+    return out
+
+
 class _GatedToeplitz(torch.autograd.Function):
     """The GTU as one autograd node: o = W_o(SiLU(W_u x + b_u) * T(SiLU(W_v x + b_v) * mask)).
 
@@ -55,15 +71,14 @@ class _GatedToeplitz(torch.autograd.Function):
         pv = torch.addmm(bv[:, None], wv, x_rows.T).view(-1, batch, n)  # (H, B, n)
         keep = None if mask is None else mask.reshape(batch, n)  # (B, n): 1 at real tokens
         gated = torch.empty_like(pu)  # (H, B, n): SiLU(u) * T v, filled chunk by chunk
-        for ch in _channel_chunks(batch * n, pu.shape[0]):
-            v = F.silu(pv[ch])  # (h, B, n)
-            if keep is not None:
-                v = v * keep  # padded positions hold zero: they cannot reach a real position through T
-            v_f = torch.fft.rfft(v, n=m, dim=-1)  # (h, B, m//2+1): v zero-padded to m
-            del v  # each chunk buffer is dropped once used, so few are alive at a time
+        chunks = _channel_chunks(batch * n, pu.shape[0])
+        padded = _padded_buffer(pu, chunks, m)  # (h, B, m): zero beyond n, what every rfft reads
+        for ch in chunks:
+            v = _masked_silu_into(padded, pv[ch], keep, n)  # (h, B, m): SiLU(v) * mask, then zeros
+            v_f = torch.fft.rfft(v, dim=-1)  # (h, B, m//2+1)
             v_f *= kernel_spectrum(a[:, ch], m)[:, None]  # (h, B, m//2+1) times (h, 1, m//2+1)
             t = torch.fft.irfft(v_f, n=m, dim=-1)[..., :n]  # (h, B, n): the first n entries are T v
-            del v_f
+            del v_f  # each chunk buffer is dropped once used, so few are alive at a time
             torch.mul(F.silu(pu[ch]), t, out=gated[ch])
         ctx.save_for_backward(x, pu, pv, a, wu, wv, wo, keep)  # not T v: backward recomputes it from rfft(v)
         ctx.m = m
@@ -78,23 +93,23 @@ class _GatedToeplitz(torch.autograd.Function):
         hidden, batch, n = pu.shape
         g_rows, x_rows = _rows(grad_out), _rows(x)  # (B*n, d) each
         grad_wo_t, grad_a_t = torch.empty_like(wo.T), torch.empty_like(a.T)  # (H, d), (H, k): rows per channel
-        for ch in _channel_chunks(batch * n, hidden):
+        chunks = _channel_chunks(batch * n, hidden)
+        padded = _padded_buffer(pu, chunks, m)  # (h, B, m): zero beyond n, what every rfft reads
+        for ch in chunks:
             a_f = kernel_spectrum(a[:, ch], m)[:, None]  # (h, 1, m//2+1)
-            v = F.silu(pv[ch])  # (h, B, n), recomputed
-            if keep is not None:
-                v = v * keep
-            v_f = torch.fft.rfft(v, n=m, dim=-1)  # (h, B, m//2+1)
-            del v  # each chunk buffer is dropped once used, so few are alive at a time
+            v_f = torch.fft.rfft(_masked_silu_into(padded, pv[ch], keep, n), dim=-1)  # (h, B, m//2+1), v recomputed
             t = torch.fft.irfft(v_f * a_f, n=m, dim=-1)[..., :n]  # (h, B, n): T v, recomputed
             u = F.silu(pu[ch])  # (h, B, n), recomputed
             grad_wo_t[ch] = (u * t).view(-1, batch * n) @ g_rows  # (h, B*n) @ (B*n, d) -> (h, d)
             grad_p = (wo[:, ch].T @ g_rows.T).view_as(u)  # (h, B*n) -> (h, B, n): grad of the gated product
-            g_f = torch.fft.rfft(grad_p * u, n=m, dim=-1)  # (h, B, m//2+1): rfft of grad_t
+            grad_t = padded[: grad_p.shape[0]]  # (h, B, m): grad_t = grad_p * u, then zeros
+            torch.mul(grad_p, u, out=grad_t[..., :n])
+            g_f = torch.fft.rfft(grad_t, dim=-1)  # (h, B, m//2+1): rfft of grad_t
             del u
-            grad_a_t[ch] = torch.fft.irfft((g_f * v_f.conj()).sum(1), n=m, dim=-1)[:, :k]  # (h, k): batch summed
-            del v_f
-            g_f *= a_f.conj()
-            grad_v = torch.fft.irfft(g_f, n=m, dim=-1)[..., :n]  # (h, B, n): T^T grad_t
+            cross = v_f.conj_physical_().mul_(g_f)  # (h, B, m//2+1): G * conj(V), in v_f's buffer
+            grad_a_t[ch] = torch.fft.irfft(cross.sum(1), n=m, dim=-1)[:, :k]  # (h, k): summed over the batch
+            del v_f, cross
+            grad_v = torch.fft.irfft(g_f.mul_(a_f.conj_physical_()), n=m, dim=-1)[..., :n]  # (h, B, n): T^T grad_t
             del g_f, a_f
             # the pre-activations are not needed again: their buffers take their gradients, so the backward
             # allocates no other tensor of width e*d (a second backward through this node then raises

@@ -78,9 +78,13 @@ class Rpe(nn.Module):
         with autocast_off(weight.device):
             x = rpe_features(offsets.to(device=weight.device, dtype=dtype), self.features, length)  # (m,)
             x = _linear(self.pos_proj, x[:, None])  # (m, 1) -> (m, rpe_dim)
-            for block in [*self.layers, self.out]:
-                x = self._block(block, x)  # (m, rpe_dim), then (m, out_dim) after self.out
-        return x
+            for block in self.layers:
+                x = self._block(block, x)  # (m, rpe_dim)
+            norm, act, linear = self.out
+            h = act(norm(x))  # (m, rpe_dim)
+            # (out_dim, m) computed, returned as its (m, out_dim) transpose: each channel's coefficients are
+            # then contiguous, the layout the TNO's per-channel FFTs read
+            return torch.addmm(linear.bias.to(h.dtype)[:, None], linear.weight.to(h.dtype), h.T).T
 
     @staticmethod
     def _block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
