@@ -50,7 +50,9 @@ def test_rpe_matches_its_definition():
     for layer in rpe.layers:
         h = F.linear(torch.relu(srms(h)), layer[2].weight, layer[2].bias)  # norm -> ReLU -> Linear(r -> r)
     expected = F.linear(torch.relu(srms(h)), rpe.out[2].weight, rpe.out[2].bias)
-    torch.testing.assert_close(rpe(k), expected)
+    coefficients = rpe(k)
+    torch.testing.assert_close(coefficients, expected)
+    assert coefficients.T.is_contiguous()  # channel-major: each channel's coefficients contiguous for its FFT
 
 
 @pytest.mark.parametrize("features, transform", [("index", lambda k, n: k), ("normalized", lambda k, n: k / n),
