@@ -52,8 +52,8 @@ class _GatedToeplitz(torch.autograd.Function):
     Module by module, autograd keeps six tensors of width e*d per position for the backward (both
     pre-activations, both SiLU outputs, the TNO output and the gated product) and the TNO's FFT buffers
     at their largest. This node keeps x and the two pre-activations; it recomputes the SiLUs and T v, and
-    its backward writes the pre-activations' gradients over them, so it allocates no other tensor of width
-    e*d. The pre-activations are held channel-major, (e*d, batch, n): a chunk of channels is then one
+    its backward writes the pre-activations' gradients over them, so the only new tensor of width e*d it
+    allocates is the kernel's gradient. The pre-activations are held channel-major, (e*d, batch, n): a chunk of channels is then one
     contiguous block whose FFTs run along its last axis without a transposed copy, and every matmul reads
     its operands transposed where needed, which BLAS does for free. The FFTs run over chunks of channels
     (`_channel_chunks`), so each FFT buffer is a chunk's, not the whole width's. With G = rfft(grad_t),
@@ -111,9 +111,9 @@ class _GatedToeplitz(torch.autograd.Function):
             del v_f, cross
             grad_v = torch.fft.irfft(g_f.mul_(a_f.conj_physical_()), n=m, dim=-1)[..., :n]  # (h, B, n): T^T grad_t
             del g_f, a_f
-            # the pre-activations are not needed again: their buffers take their gradients, so the backward
-            # allocates no other tensor of width e*d (a second backward through this node then raises
-            # torch's "modified by an inplace operation" error instead of reading gradients as activations)
+            # the pre-activations are not needed again: their buffers take their gradients (a second backward
+            # through this node then raises torch's "modified by an inplace operation" error instead of
+            # reading gradients as activations)
             _silu_backward_into(grad_p.mul_(t), pu[ch])
             del grad_p, t
             if keep is not None:
