@@ -1,11 +1,12 @@
 """The benchmark harness: it measures, fills every column, and writes JSON. No timing is asserted."""
 
 import json
+import statistics
 
 import pytest
 
 from tnn_ref.bench.__main__ import main
-from tnn_ref.bench.harness import Timing, time_call
+from tnn_ref.bench.harness import Timing, ratio_spread, time_call, time_interleaved
 from tnn_ref.bench.toeplitz import add_untuned, bench_toeplitz, format_toeplitz
 
 
@@ -15,6 +16,24 @@ def test_time_call_counts_and_orders():
     assert isinstance(timing, Timing)
     assert len(calls) == 2 + timing.repeats and timing.repeats == 5
     assert 0 <= timing.low <= timing.median <= timing.high
+
+
+def test_time_interleaved_runs_in_rounds():
+    order = []
+    timings, rounds = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=1,
+                                       repeats=6)
+    assert order[:2] == ["a", "b"]  # the warm-up calls first, one per contestant
+    assert order[2:] == ["a", "b"] * 6  # then one call of each per round, in the same order
+    assert len(rounds) == 6 and set(timings) == {"a", "b"}
+    for name, timing in timings.items():
+        assert timing.repeats == 6 and timing.median == pytest.approx(statistics.median(r[name] for r in rounds))
+
+
+def test_ratio_spread_is_paired():
+    # contestant b is twice as slow as a in every round while the machine's speed drifts tenfold
+    rounds = [{"a": s, "b": 2 * s} for s in (1.0, 3.0, 10.0, 2.0, 5.0)]
+    spread = ratio_spread(rounds, "b", "a")
+    assert spread == {"median": 2.0, "q1": 2.0, "q3": 2.0, "rounds": 5}
 
 
 def test_bench_toeplitz_rows_and_skip_reason():
@@ -66,6 +85,8 @@ def test_bench_layers_rows():
         assert row["speedup_forward_backward"] == pytest.approx(
             row["transformer_forward_backward"]["median"] / row["tnn_forward_backward"]["median"])
         assert row["tnn_forward_backward"]["iqr"] >= 0 and row["tnn_forward_backward"]["repeats"] >= 5
+        paired = row["paired_speedup_forward_backward"]
+        assert paired["q1"] <= paired["median"] <= paired["q3"] and paired["rounds"] == row["tnn_forward_backward"]["repeats"]
     assert rows[0]["speedup_forward_backward_materialised"] == pytest.approx(
         rows[0]["materialised_forward_backward"]["median"] / rows[0]["tnn_forward_backward"]["median"])
     assert "materialised_forward" not in rows[1]  # past the limit the n x n contestant is not run

@@ -30,7 +30,8 @@ def test_lean_gtu_equals_module_by_module(causal, n, batch, masked):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_lean_gtu_works_through_several_channel_chunks(monkeypatch):
+@pytest.mark.parametrize("causal", [True, False])
+def test_lean_gtu_works_through_several_channel_chunks(monkeypatch, causal):
     import tnn_ref.blocks as blocks
 
     chunks = []
@@ -41,12 +42,51 @@ def test_lean_gtu_works_through_several_channel_chunks(monkeypatch):
 
     monkeypatch.setattr(blocks, "_channel_chunks", chunks_of_32)
     torch.manual_seed(0)
-    gtu = Gtu(8, 12, Tno(96, causal=False, decay=0.8, rpe_dim=8, rpe_layers=1)).double()  # 96 channels: 3 chunks
+    gtu = Gtu(8, 12, Tno(96, causal=causal, decay=0.8, rpe_dim=8, rpe_layers=1)).double()  # 96 channels: 3 chunks
     x = torch.randn(2, 9, 8, dtype=torch.float64, requires_grad=True)
     lean = outputs_and_grads(gtu, x)
     assert chunks == [96, 96]  # forward and backward each ran over 3 chunks of 32
     gtu.lean = False
     for a, b in zip(lean, outputs_and_grads(gtu, x)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_the_kernel_takes_its_own_gradient_only_when_it_is_the_nodes_to_overwrite():
+    from tnn_ref.blocks import _GatedToeplitz, _own_channel_major
+    from tnn_ref.toeplitz import fft_length
+
+    torch.manual_seed(2)
+    gtu = Gtu(4, 3, Tno(12, causal=True, decay=0.9, rpe_dim=4, rpe_layers=1)).double()
+    x = torch.randn(2, 7, 4, dtype=torch.float64)
+    weights = (gtu.u_proj.weight, gtu.u_proj.bias, gtu.v_proj.weight, gtu.v_proj.bias, gtu.o.weight, gtu.o.bias)
+    fresh, _ = gtu.toep.kernel(7)  # (7, 12): the TNO's decayed kernel, a channel-major result of the graph
+    assert _own_channel_major(fresh)
+    leaf = fresh.detach().clone().T.contiguous().T.requires_grad_()  # the same values and layout, but a leaf
+    assert not _own_channel_major(leaf) and not _own_channel_major(fresh[:5])  # and a view is not the node's either
+    kept = leaf.detach().clone()
+    (grad_leaf,) = torch.autograd.grad(_GatedToeplitz.apply(x, *weights, leaf, fft_length(7), None).sum(), leaf)
+    assert torch.equal(leaf.detach(), kept)  # a leaf keeps its values
+    fresh_copy = fresh.detach().clone()
+    (grad_fresh,) = torch.autograd.grad(_GatedToeplitz.apply(x, *weights, fresh, fft_length(7), None).sum(), fresh)
+    assert not torch.equal(fresh.detach(), fresh_copy)  # the fresh kernel's buffer took its gradient
+    torch.testing.assert_close(grad_fresh, grad_leaf, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_lean_block_equals_module_by_module_under_a_broadcast_gradient(causal):
+    # y.sum().backward() hands every node an expanded gradient (stride 0), which the lean nodes write around
+    torch.manual_seed(3)
+    config = TnnConfig(dim=8, expand=3, glu_dim=6, rpe_dim=4, rpe_layers=2)
+    block = config.block(config.tno(causal=causal)).double()
+    x = torch.randn(2, 9, 8, dtype=torch.float64, requires_grad=True)
+
+    def grads(lean):
+        for module in block.modules():
+            if hasattr(module, "lean"):
+                module.lean = lean
+        return torch.autograd.grad(block(x).sum(), [x, *block.parameters()])
+
+    for a, b in zip(grads(True), grads(False)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 

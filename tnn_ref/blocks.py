@@ -21,7 +21,7 @@ def _rows(z: torch.Tensor) -> torch.Tensor:
     return z.reshape(-1, z.shape[-1])  # (..., n, k) -> (rows, k): every position of every sequence
 
 
-CHUNK_ELEMENTS = 1 << 16  # positions x channels per FFT chunk: the lean GTU's speed / memory trade-off
+CHUNK_ELEMENTS = 1 << 17  # positions x channels per FFT chunk: the lean GTU's speed / memory trade-off
 
 
 def _channel_chunks(positions: int, channels: int) -> list[slice]:
@@ -46,14 +46,21 @@ def _masked_silu_into(padded: torch.Tensor, p: torch.Tensor, keep: torch.Tensor 
     return out
 
 
+def _own_channel_major(a: torch.Tensor) -> bool:
+    """Whether the kernel a (k, H) may take its own gradient: a result of the graph (not a leaf, not a view of
+    one) stored channel-major, so each chunk's rows are one block, free once the chunk's spectrum is taken."""
+    return a.grad_fn is not None and a._base is None and a.T.is_contiguous()
+
+
 class _GatedToeplitz(torch.autograd.Function):
     """The GTU as one autograd node: o = W_o(SiLU(W_u x + b_u) * T(SiLU(W_v x + b_v) * mask)).
 
     Module by module, autograd keeps six tensors of width e*d per position for the backward (both
     pre-activations, both SiLU outputs, the TNO output and the gated product) and the TNO's FFT buffers
     at their largest. This node keeps x and the two pre-activations; it recomputes the SiLUs and T v, and
-    its backward writes the pre-activations' gradients over them, so the only new tensor of width e*d it
-    allocates is the kernel's gradient. The pre-activations are held channel-major, (e*d, batch, n): a chunk of channels is then one
+    its backward writes the pre-activations' gradients over them, and the kernel's gradient over the kernel
+    when the kernel is the TNO's fresh channel-major result (`_own_channel_major`), so it allocates no new
+    tensor of width e*d. The pre-activations are held channel-major, (e*d, batch, n): a chunk of channels is then one
     contiguous block whose FFTs run along its last axis without a transposed copy, and every matmul reads
     its operands transposed where needed, which BLAS does for free. The FFTs run over chunks of channels
     (`_channel_chunks`), so each FFT buffer is a chunk's, not the whole width's. With G = rfft(grad_t),
@@ -79,7 +86,8 @@ class _GatedToeplitz(torch.autograd.Function):
             v_f *= kernel_spectrum(a[:, ch], m)[:, None]  # (h, B, m//2+1) times (h, 1, m//2+1)
             t = torch.fft.irfft(v_f, n=m, dim=-1)[..., :n]  # (h, B, n): the first n entries are T v
             del v_f  # each chunk buffer is dropped once used, so few are alive at a time
-            torch.mul(F.silu(pu[ch]), t, out=gated[ch])
+            torch.ops.aten.silu.out(pu[ch], out=gated[ch])
+            gated[ch].mul_(t)
         ctx.save_for_backward(x, pu, pv, a, wu, wv, wo, keep)  # not T v: backward recomputes it from rfft(v)
         ctx.m = m
         out = torch.addmm(bo, gated.view(-1, batch * n).T, wo.T)  # (B*n, H) @ (H, d) -> (B*n, d)
@@ -92,7 +100,8 @@ class _GatedToeplitz(torch.autograd.Function):
         k, m = a.shape[0], ctx.m
         hidden, batch, n = pu.shape
         g_rows, x_rows = _rows(grad_out), _rows(x)  # (B*n, d) each
-        grad_wo_t, grad_a_t = torch.empty_like(wo.T), torch.empty_like(a.T)  # (H, d), (H, k): rows per channel
+        grad_wo_t = torch.empty_like(wo.T)  # (H, d): rows per channel
+        grad_a_t = a.T if _own_channel_major(a) else torch.empty_like(a.T)  # (H, k): in a's rows when they are free
         chunks = _channel_chunks(batch * n, hidden)
         padded = _padded_buffer(pu, chunks, m)  # (h, B, m): zero beyond n, what every rfft reads
         for ch in chunks:
@@ -100,25 +109,28 @@ class _GatedToeplitz(torch.autograd.Function):
             v_f = torch.fft.rfft(_masked_silu_into(padded, pv[ch], keep, n), dim=-1)  # (h, B, m//2+1), v recomputed
             t = torch.fft.irfft(v_f * a_f, n=m, dim=-1)[..., :n]  # (h, B, n): T v, recomputed
             u = F.silu(pu[ch])  # (h, B, n), recomputed
-            grad_wo_t[ch] = (u * t).view(-1, batch * n) @ g_rows  # (h, B*n) @ (B*n, d) -> (h, d)
+            grad_t = padded[: u.shape[0]]  # (h, B, m): first u * t (read once), then grad_t = grad_p * u
+            gated = torch.mul(u, t, out=grad_t[..., :n])  # (h, B, n): a view when the batch is 1
+            grad_wo_t[ch] = gated.reshape(-1, batch * n) @ g_rows  # (h, B*n) @ (B*n, d) -> (h, d)
             grad_p = (wo[:, ch].T @ g_rows.T).view_as(u)  # (h, B*n) -> (h, B, n): grad of the gated product
-            grad_t = padded[: grad_p.shape[0]]  # (h, B, m): grad_t = grad_p * u, then zeros
             torch.mul(grad_p, u, out=grad_t[..., :n])
-            g_f = torch.fft.rfft(grad_t, dim=-1)  # (h, B, m//2+1): rfft of grad_t
             del u
+            # the pre-activations are not needed again: their buffers take their gradients (a second backward
+            # through this node then raises torch's "modified by an inplace operation" error instead of
+            # reading gradients as activations); grad_pu first, so T v and grad_p are freed before the FFTs below
+            _silu_backward_into(grad_p.mul_(t), pu[ch])
+            del grad_p, t
+            g_f = torch.fft.rfft(grad_t, dim=-1)  # (h, B, m//2+1): rfft of grad_t
             cross = v_f.conj_physical_().mul_(g_f)  # (h, B, m//2+1): G * conj(V), in v_f's buffer
-            grad_a_t[ch] = torch.fft.irfft(cross.sum(1), n=m, dim=-1)[:, :k]  # (h, k): summed over the batch
+            cross = cross[:, 0] if batch == 1 else cross.sum(1)  # (h, m//2+1): summed over the batch
+            grad_a_t[ch] = torch.fft.irfft(cross, n=m, dim=-1)[:, :k]  # (h, k)
             del v_f, cross
             grad_v = torch.fft.irfft(g_f.mul_(a_f.conj_physical_()), n=m, dim=-1)[..., :n]  # (h, B, n): T^T grad_t
             del g_f, a_f
-            # the pre-activations are not needed again: their buffers take their gradients (a second backward
-            # through this node then raises torch's "modified by an inplace operation" error instead of
-            # reading gradients as activations)
-            _silu_backward_into(grad_p.mul_(t), pu[ch])
-            del grad_p, t
             if keep is not None:
                 grad_v = grad_v * keep
             _silu_backward_into(grad_v, pv[ch])
+            del grad_v  # not kept alive into the next chunk
         grad_pu, grad_pv = pu.view(hidden, -1), pv.view(hidden, -1)  # (H, B*n) each
         grad_x = torch.mm(grad_pu.T, wu).addmm_(grad_pv.T, wv)  # (B*n, d): full-width matmuls
         return (grad_x.view_as(x), grad_pu @ x_rows, grad_pu.sum(1), grad_pv @ x_rows, grad_pv.sum(1), grad_wo_t.T,
@@ -211,11 +223,15 @@ class _GatedLinear(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, p1, p2, w1, w2, w3 = ctx.saved_tensors
         g_rows, x_rows = _rows(grad_out), _rows(x)  # (rows, d) each
-        s1 = F.silu(p1)  # (..., n, h), recomputed
-        grad_w3, grad_b3 = g_rows.T @ _rows(s1 * p2), g_rows.sum(0)
-        grad_h = grad_out @ w3  # (..., n, h): grad of the gated product
-        _silu_backward_into(p2.mul_(grad_h), p1)  # p1 <- grad_p1 (a second backward then raises)
-        grad_p1, grad_p2 = p1, grad_h.mul_(s1)  # grad_p2 in place of grad_h
+        work = F.silu(p1).mul_(p2)  # (..., n, h): the gated product, recomputed; the one new hidden-width buffer
+        grad_w3, grad_b3 = g_rows.T @ _rows(work), g_rows.sum(0)
+        grad_h = torch.matmul(grad_out, w3, out=work)  # (..., n, h): grad of the gated product, over it
+        # the saved buffers are not needed again once read, so they take the gradients (a second backward then
+        # raises instead of reading gradients as activations): p2 <- grad_p1, then p1 <- SiLU(p1) <- grad_p2
+        p2.mul_(grad_h)  # grad of SiLU(p1)
+        torch.ops.aten.silu_backward.grad_input(p2, p1, grad_input=p2)  # p2 <- grad_p1
+        grad_p1, grad_p2 = p2, F.silu(p1, inplace=True).mul_(grad_h)  # p1 <- grad_p2
+        del work, grad_h
         p1_rows, p2_rows = _rows(grad_p1), _rows(grad_p2)  # (rows, h) each
         grad_x = (p1_rows @ w1).addmm_(p2_rows, w2)  # (rows, d)
         return (grad_x.view_as(x), p1_rows.T @ x_rows, p1_rows.sum(0), p2_rows.T @ x_rows, p2_rows.sum(0), grad_w3,

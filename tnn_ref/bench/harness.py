@@ -49,21 +49,55 @@ def time_call(fn: Callable[[], object], device: torch.device | str = "cpu", *, w
     times: list[float] = []
     start_all = time.perf_counter()
     for _ in range(repeats):
-        if device.type == "cuda":  # CUDA events time the GPU's work, not the host's launches
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(begin.elapsed_time(end) / 1e3)
-        else:
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
+        times.append(_timed(fn, device))
         if len(times) >= min(5, repeats) and time.perf_counter() - start_all > budget_s:
             break
+    return _timing(times)
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds one call of fn takes (CUDA: the GPU's time, from events)."""
+    if device.type == "cuda":  # CUDA events time the GPU's work, not the host's launches
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return begin.elapsed_time(end) / 1e3
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _timing(times: list[float]) -> Timing:
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     return Timing(statistics.median(times), min(times), max(times), len(times), quartiles[2] - quartiles[0])
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], device: torch.device | str = "cpu", *, warmup: int = 1,
+                     repeats: int = 7, budget_s: float = 3.0) -> tuple[dict[str, Timing], list[dict[str, float]]]:
+    """Contestants timed in rounds, one call of each per round, so a machine that speeds up or slows down
+    mid-run moves all of them alike: (Timing per name, the rounds' seconds per name). Stops early once
+    `budget_s` per contestant is spent, after at least 5 rounds (or `repeats`, if fewer are asked for)."""
+    device = torch.device(device)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    rounds: list[dict[str, float]] = []
+    start_all = time.perf_counter()
+    for _ in range(repeats):
+        rounds.append({name: _timed(fn, device) for name, fn in fns.items()})
+        if len(rounds) >= min(5, repeats) and time.perf_counter() - start_all > budget_s * len(fns):
+            break
+    return {name: _timing([r[name] for r in rounds]) for name in fns}, rounds
+
+
+def ratio_spread(rounds: list[dict[str, float]], numerator: str, denominator: str) -> dict:
+    """Median and quartiles of numerator / denominator taken round by round (paired, so the drift cancels)."""
+    ratios = [r[numerator] / r[denominator] for r in rounds]
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return {"median": statistics.median(ratios), "q1": quartiles[0], "q3": quartiles[2], "rounds": len(ratios)}
 
 
 def environment(device: torch.device) -> dict:

@@ -12,7 +12,7 @@ import torch
 
 from tnn_ref.baselines import TransformerBlock, TransformerConfig
 from tnn_ref.bench.allocator import return_freed_memory
-from tnn_ref.bench.harness import Timing, time_call
+from tnn_ref.bench.harness import ratio_spread, time_interleaved
 from tnn_ref.bench.peak_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_in_fresh_process
 from tnn_ref.model import TnnConfig
 
@@ -40,7 +40,8 @@ def layer_pair(dim: int = 256):
     return blocks["tnn"], blocks["transformer"]
 
 
-def _timings(block, x: torch.Tensor, device) -> tuple[Timing, Timing]:
+def _passes(block, x: torch.Tensor) -> tuple:
+    """(forward without grad, forward+backward) of one block on x, as zero-argument calls."""
     def forward():
         with torch.no_grad():
             return block(x)
@@ -48,7 +49,7 @@ def _timings(block, x: torch.Tensor, device) -> tuple[Timing, Timing]:
     def forward_backward():
         block(x).sum().backward()
 
-    return time_call(forward, device, warmup=2, repeats=5), time_call(forward_backward, device, warmup=2, repeats=5)
+    return forward, forward_backward
 
 
 def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu"):
@@ -109,30 +110,36 @@ def bench_layer_memory(sizes, dim: int = 256, batch: int = 1, device="cpu",
 
 
 def bench_layers(sizes, dim: int = 256, batch: int = 1, device="cpu",
-                 materialised_limit: int = MATERIALISED_LIMIT) -> list[dict]:
-    """Median and IQR of forward and forward+backward per block and n, measured side by side; speed-ups
-    of the TNN block over the SDPA block (and over the materialised one, up to materialised_limit)."""
+                 materialised_limit: int = MATERIALISED_LIMIT, repeats: int = 9) -> list[dict]:
+    """Median and IQR of forward and forward+backward per block and n, the contestants timed in rounds (one
+    call of each per round: `time_interleaved`); speed-ups of the TNN block over the SDPA block (and over the
+    materialised one, up to materialised_limit) as ratios of medians, and the round-by-round ratio's median
+    and quartiles (`ratio_spread`) beside them."""
     device = torch.device(device)
     blocks = {kind: block.to(device) for kind, block in layer_blocks(dim).items()}
     rows = []
     for n in sizes:
         x = torch.randn(batch, n, dim, device=device, requires_grad=True)
         row = {"n": n, "dim": dim, "batch": batch}
-        for kind in KINDS if n <= materialised_limit else KINDS[:2]:
-            forward, forward_backward = _timings(blocks[kind], x, device)
-            row.update({f"{kind}_forward": vars(forward), f"{kind}_forward_backward": vars(forward_backward)})
-        for suffix, kind in (("", "transformer"), ("_materialised", "materialised")):
-            if f"{kind}_forward" in row:
-                for part in ("forward", "forward_backward"):
-                    row[f"speedup_{part}{suffix}"] = row[f"{kind}_{part}"]["median"] / row[f"tnn_{part}"]["median"]
+        kinds = KINDS if n <= materialised_limit else KINDS[:2]
+        passes = {kind: _passes(blocks[kind], x) for kind in kinds}
+        for index, part in enumerate(("forward", "forward_backward")):
+            timings, rounds = time_interleaved({kind: passes[kind][index] for kind in kinds}, device, warmup=2,
+                                               repeats=repeats)
+            for kind in kinds:
+                row[f"{kind}_{part}"] = vars(timings[kind])
+            for suffix, kind in (("", "transformer"), ("_materialised", "materialised")):
+                if kind in kinds:
+                    row[f"speedup_{part}{suffix}"] = timings[kind].median / timings["tnn"].median
+                    row[f"paired_speedup_{part}{suffix}"] = ratio_spread(rounds, kind, "tnn")
         rows.append(row)
     return rows
 
 
 def format_layers(rows: list[dict]) -> str:
     """Forward+backward medians (ms, with IQR) and speed-ups; '-' where a contestant was not run."""
-    lines = [f"{'n':>6} {'tnn f+b ms':>16} {'sdpa f+b ms':>16} {'sdpa/tnn':>9} {'materialised f+b ms':>20} "
-             f"{'mat/tnn':>8} {'fwd sdpa/tnn':>13}"]
+    lines = [f"{'n':>6} {'tnn f+b ms':>16} {'sdpa f+b ms':>16} {'sdpa/tnn':>9} {'paired (q1-q3)':>17} "
+             f"{'materialised f+b ms':>20} {'mat/tnn':>8} {'fwd sdpa/tnn':>13}"]
 
     def cell(row, kind, width):
         timing = row.get(f"{kind}_forward_backward")
@@ -141,7 +148,9 @@ def format_layers(rows: list[dict]) -> str:
 
     for row in rows:
         materialised = row.get("speedup_forward_backward_materialised")
+        paired = row.get("paired_speedup_forward_backward")
+        spread = "-" if paired is None else f"{paired['median']:.2f} ({paired['q1']:.2f}-{paired['q3']:.2f})"
         lines.append(f"{row['n']:>6} {cell(row, 'tnn', 16)} {cell(row, 'transformer', 16)}"
-                     f" {row['speedup_forward_backward']:>8.2f}x {cell(row, 'materialised', 20)}"
+                     f" {row['speedup_forward_backward']:>8.2f}x {spread:>17} {cell(row, 'materialised', 20)}"
                      f" {'-' if materialised is None else f'{materialised:.2f}x':>8} {row['speedup_forward']:>12.2f}x")
     return "\n".join(lines)
