@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tnn_ref.checks import require_finite, require_nonnegative_int, require_positive_int
-from tnn_ref.norm import SimpleRMSNorm
+from tnn_ref.checks import require_bool, require_finite, require_nonnegative_int, require_positive_int
+from tnn_ref.norm import SimpleRMSNorm, rms_backward, rms_scale
 from tnn_ref.toeplitz import autocast_off
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU}
@@ -41,6 +41,47 @@ def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype))
 
 
+def _activation_backward(act: str, grad_z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """dL/dy from dL/dz for z = act(y), in differentiable operations."""
+    if act == "relu":
+        return grad_z * (y > 0)
+    sig = torch.sigmoid(y)  # SiLU'(y) = sig (1 + y (1 - sig)), written out: torch's silu_backward has no derivative
+    return grad_z * sig * (1 + y * (1 - sig))
+
+
+class _RpeLayer(torch.autograd.Function):
+    """Linear(act(SimpleRMSNorm(x))) as one node that keeps only x (m, r).
+
+    Module by module autograd keeps the norm's output and the activation's output per layer; this node
+    recomputes both from x in backward (a few passes over an (m, r) tensor), so the RPE's activations are
+    one (m, r) tensor per layer, without running the whole MLP twice as a checkpoint would. The backward is
+    written in differentiable operations of x (the norm's scale too), so second derivatives through it are
+    right. transposed=True returns the (m, out) result computed as its (out, m) transpose: each output
+    channel contiguous.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, act, eps, transposed):
+        s = rms_scale(x, eps)  # (m, 1)
+        z = ACTIVATION_FUNCTIONS[act](x / s)  # (m, r)
+        out = torch.addmm(bias[:, None], weight, z.T).T if transposed else torch.addmm(bias, z, weight.T)  # (m, out)
+        ctx.save_for_backward(x, weight)
+        ctx.act, ctx.eps = act, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        s = rms_scale(x, ctx.eps)  # (m, 1), recomputed
+        y = x / s  # (m, r), recomputed
+        z = ACTIVATION_FUNCTIONS[ctx.act](y)  # (m, r), recomputed
+        grad_x = rms_backward(_activation_backward(ctx.act, grad_out @ weight, y), y, s, ctx.eps)  # (m, r)
+        return grad_x, grad_out.T @ z, grad_out.sum(0), None, None, None
+
+
+ACTIVATION_FUNCTIONS = {"relu": F.relu, "silu": F.silu}
+
+
 class Rpe(nn.Module):
     """offsets (m,) -> coefficients (m, out_dim), as the authors' code (Doraemonzzz/tnn-pytorch) builds it; LM setting rpe_dim=64, layers=6.
 
@@ -49,8 +90,12 @@ class Rpe(nn.Module):
     neighbouring offsets would get the same coefficients.
     """
 
-    def __init__(self, out_dim: int, rpe_dim: int = 64, layers: int = 6, act: str = "relu", features: str = "index"):
+    def __init__(self, out_dim: int, rpe_dim: int = 64, layers: int = 6, act: str = "relu", features: str = "index",
+                 lean: bool = True):
+        """lean=True: with grad, each norm -> act -> Linear runs as one node keeping only its input (`_RpeLayer`);
+        lean=False: module by module, for comparison."""
         super().__init__()
+        self.lean = require_bool("lean", lean)
         require_positive_int("out_dim", out_dim)
         require_positive_int("rpe_dim", rpe_dim)
         require_nonnegative_int("layers", layers)
@@ -59,6 +104,7 @@ class Rpe(nn.Module):
         if features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
         self.features = features
+        self.act = act
         self.pos_proj = nn.Linear(1, rpe_dim)
         self.layers = nn.ModuleList(
             nn.Sequential(SimpleRMSNorm(rpe_dim), ACTIVATIONS[act](), nn.Linear(rpe_dim, rpe_dim)) for _ in range(layers)
@@ -79,15 +125,16 @@ class Rpe(nn.Module):
             x = rpe_features(offsets.to(device=weight.device, dtype=dtype), self.features, length)  # (m,)
             x = _linear(self.pos_proj, x[:, None])  # (m, 1) -> (m, rpe_dim)
             for block in self.layers:
-                x = self._block(block, x)  # (m, rpe_dim)
-            norm, act, linear = self.out
-            h = act(norm(x))  # (m, rpe_dim)
+                x = self._layer(block, x)  # (m, rpe_dim)
             # (out_dim, m) computed, returned as its (m, out_dim) transpose: each channel's coefficients are
             # then contiguous, the layout the TNO's per-channel FFTs read
-            return torch.addmm(linear.bias.to(h.dtype)[:, None], linear.weight.to(h.dtype), h.T).T
+            return self._layer(self.out, x, transposed=True)  # (m, out_dim)
 
-    @staticmethod
-    def _block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        """SimpleRMSNorm -> act -> Linear, the linear in x's dtype."""
+    def _layer(self, block: nn.Sequential, x: torch.Tensor, transposed: bool = False) -> torch.Tensor:
+        """SimpleRMSNorm -> act -> Linear, the linear in x's dtype: (m, r) -> (m, out)."""
         norm, act, linear = block
-        return _linear(linear, act(norm(x)))
+        weight, bias = linear.weight.to(x.dtype), linear.bias.to(x.dtype)
+        if self.lean and torch.is_grad_enabled():
+            return _RpeLayer.apply(x, weight, bias, self.act, norm.eps, transposed)
+        z = act(norm(x))  # (m, r)
+        return torch.addmm(bias[:, None], weight, z.T).T if transposed else F.linear(z, weight, bias)

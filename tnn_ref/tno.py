@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from tnn_ref.checks import (
     require_bool,
@@ -83,11 +82,7 @@ class Tno(nn.Module):
         _check_length(n)
         device = next(self.source.parameters()).device
         offsets = self.offsets(n, device)
-        if torch.is_grad_enabled() and isinstance(self.source, Rpe):
-            # keep only the offsets for backward and run the small MLP again there: its activations, one
-            # (offsets, rpe_dim) tensor per layer, would otherwise outweigh the batch-1 activations of a block
-            return checkpoint(self.source, offsets, length=n, use_reentrant=False)
-        return self.source(offsets, length=n)
+        return self.source(offsets, length=n)  # the RPE keeps one (offsets, rpe_dim) tensor per layer (`Rpe(lean=True)`)
 
     def kernel(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The decayed coefficients (c, r), each (n, dim): c[k] = t[k], r[k] = t[-k]; r is None when causal."""
