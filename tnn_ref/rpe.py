@@ -44,7 +44,7 @@ def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 def _activation_backward(act: str, grad_z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """dL/dy from dL/dz for z = act(y), in differentiable operations."""
     if act == "relu":
-        return grad_z * (y > 0)
+        return torch.ops.aten.threshold_backward(grad_z, y, 0)  # grad_z where y > 0: what autograd's ReLU runs
     sig = torch.sigmoid(y)  # SiLU'(y) = sig (1 + y (1 - sig)), written out: torch's silu_backward has no derivative
     return grad_z * sig * (1 + y * (1 - sig))
 
