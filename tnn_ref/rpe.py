@@ -41,6 +41,12 @@ def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype))
 
 
+def _project(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """z (m, r) -> z W^T + b (m, out); transposed=True computes it as its (out, m) transpose, each output
+    channel contiguous (the layout the TNO's per-channel FFTs read)."""
+    return torch.addmm(bias[:, None], weight, z.T).T if transposed else torch.addmm(bias, z, weight.T)
+
+
 def _activation_backward(act: str, grad_z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """dL/dy from dL/dz for z = act(y), in differentiable operations."""
     if act == "relu":
@@ -64,7 +70,7 @@ class _RpeLayer(torch.autograd.Function):
     def forward(ctx, x, weight, bias, act, eps, transposed):
         s = rms_scale(x, eps)  # (m, 1)
         z = ACTIVATION_FUNCTIONS[act](x / s)  # (m, r)
-        out = torch.addmm(bias[:, None], weight, z.T).T if transposed else torch.addmm(bias, z, weight.T)  # (m, out)
+        out = _project(z, weight, bias, transposed)  # (m, out)
         ctx.save_for_backward(x, weight)
         ctx.act, ctx.eps = act, eps
         return out
@@ -137,4 +143,4 @@ class Rpe(nn.Module):
         if self.lean and torch.is_grad_enabled():
             return _RpeLayer.apply(x, weight, bias, self.act, norm.eps, transposed)
         z = act(norm(x))  # (m, r)
-        return torch.addmm(bias[:, None], weight, z.T).T if transposed else F.linear(z, weight, bias)
+        return _project(z, weight, bias, transposed)
