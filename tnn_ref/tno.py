@@ -91,7 +91,9 @@ class Tno(nn.Module):
         if t.dtype in (torch.float16, torch.bfloat16):
             t = t.float()  # a table cast to 16 bits (model.half()) is widened: the FFT needs float32 coefficients
         factors = None if self.decay is None else self.decay(n, device, t.dtype)  # (n, 1) or (n, dim)
-        c = t[:n] if factors is None else t[:n] * factors  # (n, dim)
+        # causal t has exactly n rows: slicing it anyway would cost its backward a zero-filled copy of t
+        head = t if self.causal else t[:n]  # (n, dim)
+        c = head if factors is None else head * factors  # (n, dim)
         if self.causal:
             return c, None
         r = t[:1] if n == 1 else torch.cat([t[:1], t[n:]])  # (n, dim): t0, t-1, ..., t-(n-1)
