@@ -5,7 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from tnn_ref.experiments.readme import END, START, main, render, updated
+from tnn_ref.experiments.readme import (
+    BENCH_END,
+    BENCH_START,
+    END,
+    START,
+    bench_section,
+    main,
+    render,
+    render_bench,
+    updated,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,3 +50,37 @@ def test_a_missing_readme_is_one_line_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--readme", str(tmp_path / "nope.md")])
     assert stop.value.code == 2 and "argument --readme: no file" in capsys.readouterr().err
+
+
+def _bench():
+    timing = lambda ms: {"median": ms / 1e3, "iqr": 0.0}  # noqa: E731
+    layers = [{"n": n, "tnn_forward_backward": timing(n / 100), "transformer_forward_backward": timing(n * n / 2e5),
+               "speedup_forward_backward": n / 2e3, "paired_speedup_forward_backward": {"median": 1.0, "q1": 0.9, "q3": 1.1}}
+              for n in (1024, 2048, 4096)]
+    layers[0].update(materialised_forward_backward=timing(50.0), speedup_forward_backward_materialised=12.345)
+    memory = [{"n": n, "tnn_bytes": n * 2**10, "transformer_bytes": n * 2**11} for n in (1024, 2048, 4096, 8192)]
+    env = {"cpu_count": 2, "threads": 2, "torch": "2.13.0+cpu", "date": "2026-12-02T10:00:00+00:00"}
+    return {"environment": env, "layers": layers, "layer_memory": memory}
+
+
+def test_bench_section_gives_ratios_memory_and_slopes_per_n():
+    text = "\n".join(bench_section(_bench()))
+    assert "| n | 1K | 2K | 4K | 8K |" in text
+    assert "| speed-up of TNN over the SDPA block | 0.51× | 1.02× | 2.05× | – |" in text
+    assert "| the same, round by round: median (q1–q3) | 1.00 (0.90–1.10) | 1.00 (0.90–1.10) |" in text
+    assert "| speed-up of TNN over the materialised block | 12.3× | – | – | – |" in text
+    assert "| memory, TNN block (MiB) | 1.0 | 2.0 | 4.0 | 8.0 |" in text
+    assert "| TNN / SDPA memory | 0.50× | 0.50× | 0.50× | 0.50× |" in text
+    # time n/100 ms is slope 1, n^2 slope 2; both memories are linear
+    assert "TNN 1.00 / 1.00, SDPA 2.00 / 1.00." in text
+
+
+def test_render_bench_names_a_missing_file_and_fills_its_own_markers(tmp_path):
+    assert "09_bench_cpu.json` is missing" in render_bench(tmp_path)
+    (tmp_path / "09_bench_cpu.json").write_text(json.dumps(_bench()))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{START}\n{END}\nb\n{BENCH_START}\nold\n{BENCH_END}\nc\n")
+    assert main(["--readme", str(readme), "--figures", str(tmp_path)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| TNN / SDPA memory |" in text and text.endswith(f"{BENCH_END}\nc\n")
+    assert main(["--check", "--readme", str(readme), "--figures", str(tmp_path)]) == 0
