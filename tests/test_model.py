@@ -12,7 +12,7 @@ from tnn_ref.model import TnnConfig, TnnEncoder, TnnImageClassifier, TnnLM, coun
 from tnn_ref.norm import SimpleRMSNorm
 from tnn_ref.rpe import Rpe
 from tnn_ref.tno import Tno, Tno2d
-from tnn_ref.toeplitz import toeplitz_matrix
+from tnn_ref.toeplitz import circulant_column, toeplitz_matrix
 
 TINY = TnnConfig(vocab_size=11, dim=8, layers=2, expand=2, rpe_dim=8, rpe_layers=2)
 
@@ -116,6 +116,35 @@ def test_tno_kernel_is_decayed_rpe(causal):
         torch.testing.assert_close(r[0], c[0])
     undecayed = seeded(Tno(3, causal=causal, decay=None, rpe_dim=4, rpe_layers=1).double())
     torch.testing.assert_close(undecayed.kernel(n)[0], undecayed.rpe(k))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("extra", [0, 3])
+@pytest.mark.parametrize("decay, learnable, coefficients", [(0.9, False, "rpe"), (None, False, "rpe"),
+                                                            (0.8, True, "rpe"), (0.9, False, "free")])
+def test_fft_kernel_is_the_circulant_column_of_the_kernel(n, causal, extra, decay, learnable, coefficients):
+    # the column the GTU's FFTs read, built from the source at the column's own offsets, against the one assembled
+    # from kernel(n) by slicing and concatenating: same values and same gradients for every parameter
+    max_len = 9 if coefficients == "free" else None
+    tno = seeded(Tno(6, causal=causal, decay=decay, learnable_decay=learnable, rpe_dim=4, rpe_layers=1,
+                     coefficients=coefficients, max_len=max_len).double())
+    m = 2 * n - 1 + extra
+    c, r = tno.kernel(n)
+    expected = c if causal else circulant_column(c, r, m)  # (n or m, 6)
+    got = tno.fft_kernel(n, m)
+    torch.testing.assert_close(got, expected)
+    grad = torch.randn_like(expected)
+    params = [p for p in tno.parameters() if p.requires_grad]
+    torch.testing.assert_close(torch.autograd.grad(got, params, grad), torch.autograd.grad(expected, params, grad))
+    if not causal and coefficients == "rpe":
+        assert got.T.is_contiguous()  # channel-major, as the RPE returns it: the GTU may write its gradient there
+
+
+def test_fft_kernel_refuses_a_length_too_short_for_an_exact_product():
+    tno = Tno(4, causal=False, rpe_dim=4, rpe_layers=1)
+    with pytest.raises(ValueError, match=r"m must be an int >= 2n - 1 = 9"):
+        tno.fft_kernel(5, 8)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 16, 33])

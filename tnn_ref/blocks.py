@@ -9,7 +9,7 @@ from torch import nn
 from tnn_ref.checks import require_bool, require_dropout, require_features, require_positive_int, require_same_device
 from tnn_ref.norm import SimpleRMSNorm
 from tnn_ref.tno import Tno
-from tnn_ref.toeplitz import circulant_column, fft_length, kernel_spectrum
+from tnn_ref.toeplitz import fft_length, kernel_spectrum
 
 
 def _silu_backward_into(grad: torch.Tensor, z: torch.Tensor) -> None:
@@ -171,9 +171,8 @@ class Gtu(nn.Module):
         weights = _mask_weights(mask, x)  # (b, n, 1) or None
         if self._fused(x):
             n = x.shape[-2]
-            c, r = self.toep.kernel(n)  # (n, e*d) each: rebuilt from the weights, as Tno.forward does
             m = fft_length(n)
-            a = c if r is None else circulant_column(c, r, m)  # (n or m, e*d)
+            a = self.toep.fft_kernel(n, m)  # (n or m, e*d): rebuilt from the weights, as Tno.forward does
             return _GatedToeplitz.apply(x, self.u_proj.weight, self.u_proj.bias, self.v_proj.weight, self.v_proj.bias,
                                         self.o.weight, self.o.bias, a.to(x.dtype), m, weights)
         return self.around(x, lambda v: self.toep(v if weights is None else v * weights))

@@ -99,6 +99,34 @@ class Tno(nn.Module):
         r = t[:1] if n == 1 else torch.cat([t[:1], t[n:]])  # (n, dim): t0, t-1, ..., t-(n-1)
         return c, (r if factors is None else r * factors)
 
+    def fft_kernel(self, n: int, m: int) -> torch.Tensor:
+        """What an FFT product of length m >= 2n - 1 reads: the decayed causal kernel (n, dim), or, bidirectional,
+        the first column of the m-circulant embedding (m, dim) [t0, ..., t(n-1), 0 ... 0, t(-(n-1)), ..., t(-1)],
+        equal to `circulant_column(*self.kernel(n), m)`.
+
+        The bidirectional column comes from one call of the source at the column's own offsets (the m - 2n + 1
+        padding rows read offset 0, and their decay factor is 0), so no coefficients are sliced or concatenated:
+        their backward writes no zero-filled copies, and the column keeps the RPE's channel-major layout.
+        """
+        _check_length(n)
+        if isinstance(m, bool) or not isinstance(m, int) or m < 2 * n - 1:
+            raise ValueError(f"m must be an int >= 2n - 1 = {2 * n - 1} for an exact product, got {m!r}")
+        if self.causal:
+            return self.kernel(n)[0]
+        device = next(self.source.parameters()).device
+        past = torch.arange(n, device=device)  # (n,)
+        pad = past.new_zeros(m - 2 * n + 1)  # (m - 2n + 1,): padding rows, zeroed by their factor below
+        offsets = torch.cat([past, pad, -past[1:].flip(0)])  # (m,): 0 .. n-1, padding, -(n-1) .. -1
+        t = self.source(offsets, length=n)  # (m, dim)
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.float()  # as in `kernel`: the FFT needs float32 coefficients
+        keep = torch.ones(m, 1, device=device, dtype=t.dtype)  # (m, 1)
+        keep[n: n + pad.numel()] = 0
+        if self.decay is None:
+            return t if pad.numel() == 0 else t * keep
+        factors = self.decay(n, device, t.dtype)  # (n, 1) or (n, dim): lambda^k for lags k = 0 .. n-1
+        return t * (factors[offsets.abs()] * keep)  # (m, dim): each row decayed by lambda^|offset|
+
     def ssm(self, n: int) -> DiagonalSsm:
         """This TNO's causal kernel for lags < n as a diagonal state-space model (see tnn_ref.ssm).
 
