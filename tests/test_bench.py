@@ -94,6 +94,25 @@ def test_bench_layers_rows():
     assert table.count("\n") == 2 and table.splitlines()[2].split()[-3] == "-"
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_layer_blocks_share_one_causality(causal):
+    import torch
+
+    from tnn_ref.bench.layers import bench_layers, layer_blocks
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 12, 16)
+    later = x.clone()
+    later[:, -1] += torch.randn(16)  # only the last position changes (not by a constant: LayerNorm removes that)
+    for kind, block in layer_blocks(16, causal=causal).items():
+        with torch.no_grad():
+            moved = (block(x)[:, 0] - block(later)[:, 0]).abs().max().item()
+        assert (moved > 1e-3) is not causal, (kind, moved)  # bidirectional blocks let the last token reach the first
+        assert causal is False or moved < 1e-5, (kind, moved)  # causal ones only by the FFT's rounding
+    rows = bench_layers([16], dim=16, repeats=5, causal=causal)
+    assert rows[0]["causal"] is causal and rows[0]["tnn_forward_backward"]["median"] > 0
+
+
 def test_bench_tno_and_layer_memory_rows():
     from tnn_ref.bench.layers import bench_layer_memory
     from tnn_ref.bench.tno import bench_tno, format_tno
@@ -103,6 +122,7 @@ def test_bench_tno_and_layer_memory_rows():
     for row in rows:
         assert row["forward_over_floor"] == pytest.approx(row["forward"]["median"] / row["floor"]["median"])
     assert format_tno(rows).count("\n") == 2
+    assert bench_layer_memory([32], dim=16, causal=False)[0]["causal"] is False
     memory = bench_layer_memory([64], dim=16)
     assert memory[0]["n"] == 64 and min(memory[0][f"{kind}_bytes"] for kind in ("tnn", "transformer", "materialised")) >= 0
 

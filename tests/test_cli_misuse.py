@@ -305,6 +305,7 @@ def test_evaluate_scores_exactly_max_tokens(world, tmp_path):
     (["toeplitz", "--device", "tpu"], "argument --device: must be cpu, cuda or cuda:N"),
     (["tno", "--autocast", "bf16"], "argument --autocast: bf16 is for --device cuda"),
     (["tno", "--autocast", "fp8"], "argument --autocast: invalid choice"),
+    (["tno", "--bidirectional"], "argument --bidirectional: it chooses the blocks of the layers benchmark"),
     (["toeplitz", "--out", "/nonexistent-folder/bench.json"], "argument --out:"),
     (["everything"], "argument what: invalid choice"),
     ([], "the following arguments are required: what"),

@@ -1,6 +1,7 @@
 """Benchmarks, measured side by side in one run, from the command line.
 
     python -m tnn_ref.bench {toeplitz,tno,layers,all} [--device cuda [--autocast bf16]] [--out FILE] [--sizes 256 1024 ...]
+        [--bidirectional]
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--autocast", choices=["none", "bf16"], default="none",
                         help="tno and layers: run under CUDA bf16 autocast (linear layers in bf16; the TNO's FFTs "
                              "stay float32); needs --device cuda")
+    parser.add_argument("--bidirectional", action="store_true",
+                        help="layers: bidirectional blocks (the encoder's TNN block against non-causal attention) "
+                             "instead of causal ones")
     parser.add_argument("--no-reuse-freed-memory", action="store_true",
                         help="leave glibc's malloc at its defaults (see tnn_ref.bench.allocator)")
     return parser
@@ -58,6 +62,9 @@ def _check(parser: argparse.ArgumentParser, args) -> None:
         parser.error("argument --autocast: bf16 is for --device cuda")
     if args.autocast != "none" and args.what == "toeplitz":
         parser.error("argument --autocast: the toeplitz benchmark is float32 only; use it with tno, layers or all")
+    if args.bidirectional and args.what in ("toeplitz", "tno"):
+        parser.error(f"argument --bidirectional: it chooses the blocks of the layers benchmark; {args.what} has "
+                     "no such choice (use it with layers or all)")
     if args.out is not None and (Path(args.out).is_dir() or not Path(args.out).resolve().parent.is_dir()):
         parser.error(f"argument --out: {args.out!r} must be a file path in an existing folder (checked now, not "
                      "after the benchmarks)")
@@ -88,10 +95,11 @@ def main(argv=None) -> int:
         print(format_tno(rows))
     if args.what in ("layers", "all"):
         with mixed():
-            rows = bench_layers(args.sizes or LAYER_SIZES, device=device)
-            memory = bench_layer_memory(args.sizes or MEMORY_SIZES, device=device)
+            rows = bench_layers(args.sizes or LAYER_SIZES, device=device, causal=not args.bidirectional)
+            memory = bench_layer_memory(args.sizes or MEMORY_SIZES, device=device, causal=not args.bidirectional)
         results["layers"] = rows
-        print("TNN block vs Transformer blocks (SDPA; materialised attention), d = 256, batch 1, forward+backward "
+        print(f"TNN block vs Transformer blocks (SDPA; materialised attention), "
+              f"{'bidirectional' if args.bidirectional else 'causal'}, d = 256, batch 1, forward+backward "
               "(median ± IQR of repeats)")
         print(format_layers(rows))
         results["layer_memory"] = memory

@@ -1,8 +1,8 @@
 """TNN block against Transformer blocks of the same width, forward and forward+backward, time and memory.
 
 Used by `python -m tnn_ref.bench layers`. The TNN block: width d, GTU expand 3, GLU hidden d, RPE 64 x 6,
-causal. The Transformer blocks: width d, 4 heads, feed-forward 4d, causal attention either through torch's
-SDPA (fused: never holds the n x n scores) or materialised (softmax(QK^T)V written out, what the paper's
+causal (or bidirectional, `causal=False`: the encoder's block). The Transformer blocks: width d, 4 heads,
+feed-forward 4d, attention of the same causality either through torch's SDPA (fused: never holds the n x n scores) or materialised (softmax(QK^T)V written out, what the paper's
 Figure 1 compared against; its n^2 memory limits it to n <= `MATERIALISED_LIMIT`).
 """
 
@@ -22,15 +22,15 @@ MATERIALISED_LIMIT = 8192  # (4 heads, n, n) float32 scores, their softmax and g
 KINDS = ("tnn", "transformer", "materialised")
 
 
-def layer_blocks(dim: int = 256) -> dict:
-    """{"tnn", "transformer" (SDPA), "materialised"}: causal blocks, each initialised under a fixed seed."""
+def layer_blocks(dim: int = 256, causal: bool = True) -> dict:
+    """{"tnn", "transformer" (SDPA), "materialised"}: blocks of one causality, each initialised under a fixed seed."""
     torch.manual_seed(0)
     tnn = TnnConfig(dim=dim, expand=3, glu_dim=dim, rpe_dim=64, rpe_layers=6)
-    blocks = {"tnn": tnn.block(tnn.tno(causal=True))}
+    blocks = {"tnn": tnn.block(tnn.tno(causal=causal))}
     for kind, attention in (("transformer", "sdpa"), ("materialised", "materialised")):
         torch.manual_seed(0)
         blocks[kind] = TransformerBlock(TransformerConfig(dim=dim, heads=4, position="none", attention=attention),
-                                        causal=True)
+                                        causal=causal)
     return blocks
 
 
@@ -52,12 +52,12 @@ def _passes(block, x: torch.Tensor) -> tuple:
     return forward, forward_backward
 
 
-def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu"):
-    """A zero-argument forward+backward pass of one block ("tnn" or "transformer") on (batch, n, dim).
+def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu", causal: bool = True):
+    """A zero-argument forward+backward pass of one block ("tnn", "transformer" or "materialised") on (batch, n, dim).
 
     Module-level so that `tnn_ref.bench.peak_memory.run_in_fresh_process` can build it in a child process.
     """
-    block = layer_blocks(dim)[kind].to(device)
+    block = layer_blocks(dim, causal)[kind].to(device)
     x = torch.randn(batch, n, dim, device=device, requires_grad=True)
 
     def run():
@@ -68,7 +68,7 @@ def layer_pass(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu"):
     return run
 
 
-def layer_peak_bytes(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu") -> int:
+def layer_peak_bytes(kind: str, n: int, dim: int = 256, batch: int = 1, device="cpu", causal: bool = True) -> int:
     """Extra bytes one training step (forward+backward) of the block needs at its peak, beyond what exists before it.
 
     One step runs first, unmeasured: the first call also pays one-time costs (FFT plans and their
@@ -81,7 +81,7 @@ def layer_peak_bytes(kind: str, n: int, dim: int = 256, batch: int = 1, device="
     cuda = torch.device(device).type == "cuda"
     if not cuda:
         return_freed_memory()
-    run = layer_pass(kind, n, dim, batch, device)
+    run = layer_pass(kind, n, dim, batch, device, causal)
     run()  # the unmeasured first step
     if cuda:
         torch.cuda.synchronize(device)
@@ -97,7 +97,7 @@ def layer_peak_bytes(kind: str, n: int, dim: int = 256, batch: int = 1, device="
 
 
 def bench_layer_memory(sizes, dim: int = 256, batch: int = 1, device="cpu",
-                       materialised_limit: int = MATERIALISED_LIMIT) -> list[dict]:
+                       materialised_limit: int = MATERIALISED_LIMIT, causal: bool = True) -> list[dict]:
     """Peak extra memory of one forward+backward per block and n; on CPU each in a fresh process.
     The materialised-attention block is measured up to n = materialised_limit."""
     measure = layer_peak_bytes if torch.device(device).type == "cuda" else (
@@ -105,22 +105,23 @@ def bench_layer_memory(sizes, dim: int = 256, batch: int = 1, device="cpu",
     rows = []
     for n in sizes:
         kinds = KINDS if n <= materialised_limit else KINDS[:2]
-        rows.append({"n": n, **{f"{kind}_bytes": measure(kind, n, dim, batch, device) for kind in kinds}})
+        rows.append({"n": n, "causal": causal, **{f"{kind}_bytes": measure(kind, n, dim, batch, device, causal)
+                                                  for kind in kinds}})
     return rows
 
 
 def bench_layers(sizes, dim: int = 256, batch: int = 1, device="cpu",
-                 materialised_limit: int = MATERIALISED_LIMIT, repeats: int = 9) -> list[dict]:
+                 materialised_limit: int = MATERIALISED_LIMIT, repeats: int = 9, causal: bool = True) -> list[dict]:
     """Median and IQR of forward and forward+backward per block and n, the contestants timed in rounds (one
     call of each per round: `time_interleaved`); speed-ups of the TNN block over the SDPA block (and over the
     materialised one, up to materialised_limit) as ratios of medians, and the round-by-round ratio's median
     and quartiles (`ratio_spread`) beside them."""
     device = torch.device(device)
-    blocks = {kind: block.to(device) for kind, block in layer_blocks(dim).items()}
+    blocks = {kind: block.to(device) for kind, block in layer_blocks(dim, causal).items()}
     rows = []
     for n in sizes:
         x = torch.randn(batch, n, dim, device=device, requires_grad=True)
-        row = {"n": n, "dim": dim, "batch": batch}
+        row = {"n": n, "dim": dim, "batch": batch, "causal": causal}
         kinds = KINDS if n <= materialised_limit else KINDS[:2]
         passes = {kind: _passes(blocks[kind], x) for kind in kinds}
         for index, part in enumerate(("forward", "forward_backward")):
