@@ -2,8 +2,9 @@
 
 Used by `python -m tnn_ref.bench layers`. The TNN block: width d, GTU expand 3, GLU hidden d, RPE 64 x 6,
 causal (or bidirectional, `causal=False`: the encoder's block). The Transformer blocks: width d, 4 heads,
-feed-forward 4d, attention of the same causality either through torch's SDPA (fused: never holds the n x n scores) or materialised (softmax(QK^T)V written out, what the paper's
-Figure 1 compared against; its n^2 memory limits it to n <= `MATERIALISED_LIMIT`).
+feed-forward 4d, attention of the same causality either through torch's SDPA (fused: never holds the n x n
+scores) or materialised (softmax(QK^T)V written out, what the paper's Figure 1 compared against; its n^2
+memory limits it to n <= `MATERIALISED_LIMIT`).
 """
 
 from __future__ import annotations
