@@ -31,6 +31,11 @@ def _check_length(n) -> int:
     return n
 
 
+def _widened(t: torch.Tensor) -> torch.Tensor:
+    """Coefficients from a table cast to 16 bits (model.half()) in float32: the FFT needs float32 coefficients."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class Tno(nn.Module):
     """x (..., n, dim) -> (..., n, dim): y[..., :, ch] = T_ch @ x[..., :, ch].
 
@@ -80,16 +85,13 @@ class Tno(nn.Module):
     def coefficients(self, n: int) -> torch.Tensor:
         """Undecayed coefficients at `offsets(n)`: (n, dim) causal, (2n-1, dim) bidirectional."""
         _check_length(n)
-        device = next(self.source.parameters()).device
-        offsets = self.offsets(n, device)
+        offsets = self.offsets(n, self._device())
         return self.source(offsets, length=n)  # the RPE keeps one (offsets, rpe_dim) tensor per layer (`Rpe(lean=True)`)
 
     def kernel(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The decayed coefficients (c, r), each (n, dim): c[k] = t[k], r[k] = t[-k]; r is None when causal."""
-        t = self.coefficients(n)  # (n or 2n-1, dim)
+        t = _widened(self.coefficients(n))  # (n or 2n-1, dim)
         device = t.device
-        if t.dtype in (torch.float16, torch.bfloat16):
-            t = t.float()  # a table cast to 16 bits (model.half()) is widened: the FFT needs float32 coefficients
         factors = None if self.decay is None else self.decay(n, device, t.dtype)  # (n, 1) or (n, dim)
         # causal t has exactly n rows: slicing it anyway would cost its backward a zero-filled copy of t
         head = t if self.causal else t[:n]  # (n, dim)
@@ -113,19 +115,21 @@ class Tno(nn.Module):
             raise ValueError(f"m must be an int >= 2n - 1 = {2 * n - 1} for an exact product, got {m!r}")
         if self.causal:
             return self.kernel(n)[0]
-        device = next(self.source.parameters()).device
+        device = self._device()
         past = torch.arange(n, device=device)  # (n,)
         pad = past.new_zeros(m - 2 * n + 1)  # (m - 2n + 1,): padding rows, zeroed by their factor below
         offsets = torch.cat([past, pad, -past[1:].flip(0)])  # (m,): 0 .. n-1, padding, -(n-1) .. -1
-        t = self.source(offsets, length=n)  # (m, dim)
-        if t.dtype in (torch.float16, torch.bfloat16):
-            t = t.float()  # as in `kernel`: the FFT needs float32 coefficients
+        t = _widened(self.source(offsets, length=n))  # (m, dim)
         keep = torch.ones(m, 1, device=device, dtype=t.dtype)  # (m, 1)
         keep[n: n + pad.numel()] = 0
         if self.decay is None:
             return t if pad.numel() == 0 else t * keep
         factors = self.decay(n, device, t.dtype)  # (n, 1) or (n, dim): lambda^k for lags k = 0 .. n-1
         return t * (factors[offsets.abs()] * keep)  # (m, dim): each row decayed by lambda^|offset|
+
+    def _device(self) -> torch.device:
+        """Where the coefficients are computed: the device of their source's weights."""
+        return next(self.source.parameters()).device
 
     def ssm(self, n: int) -> DiagonalSsm:
         """This TNO's causal kernel for lags < n as a diagonal state-space model (see tnn_ref.ssm).
