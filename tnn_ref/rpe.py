@@ -47,45 +47,75 @@ def _project(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, transpos
     return torch.addmm(bias[:, None], weight, z.T).T if transposed else torch.addmm(bias, z, weight.T)
 
 
+ACTIVATION_FUNCTIONS = {"relu": F.relu, "silu": F.silu}
+
+
 def _activation_backward(act: str, grad_z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """dL/dy from dL/dz for z = act(y), in differentiable operations."""
+    """dL/dy from dL/dz for z = act(y): ATen's own fused backward of the activation (one pass)."""
     if act == "relu":
         return torch.ops.aten.threshold_backward(grad_z, y, 0)  # grad_z where y > 0: what autograd's ReLU runs
-    sig = torch.sigmoid(y)  # SiLU'(y) = sig (1 + y (1 - sig)), written out: torch's silu_backward has no derivative
-    return grad_z * sig * (1 + y * (1 - sig))
+    return torch.ops.aten.silu_backward(grad_z, y)
 
 
-class _RpeLayer(torch.autograd.Function):
-    """Linear(act(SimpleRMSNorm(x))) as one node that keeps only x (m, r).
+def _mlp(features: torch.Tensor, params: tuple, act: str, eps: tuple, saved: list | None = None) -> torch.Tensor:
+    """The RPE's MLP on features (m,) from its flat parameters (w_0, b_0, ..., w_L, b_L): (m, out), channel-major.
 
-    Module by module autograd keeps the norm's output and the activation's output per layer; this node
-    recomputes both from x in backward (a few passes over an (m, r) tensor), so the RPE's activations are
-    one (m, r) tensor per layer, without running the whole MLP twice as a checkpoint would. The backward is
-    written in differentiable operations of x (the norm's scale too), so second derivatives through it are
-    right. transposed=True returns the (m, out) result computed as its (out, m) transpose: each output
-    channel contiguous.
+    saved=None: plain differentiable operations. A list: each norm layer's y = x / s (m, r) and s (m, 1) are
+    appended to it, and y is written over x, which only the caller holds (what `_RpeMlp.forward` does, without grad).
+    """
+    x = torch.addmm(params[1], features[:, None], params[0].T)  # (m, 1) @ (1, r) + b -> (m, r)
+    last = len(params) // 2 - 1
+    for i in range(1, last + 1):
+        s = rms_scale(x, eps[i - 1])  # (m, 1)
+        y = x / s if saved is None else x.div_(s)  # (m, r)
+        if saved is not None:
+            saved += [y, s]
+        x = _project(ACTIVATION_FUNCTIONS[act](y), params[2 * i], params[2 * i + 1], transposed=i == last)
+    return x
+
+
+class _RpeMlp(torch.autograd.Function):
+    """The whole RPE MLP as one autograd node that keeps, per norm layer, y = x / s (m, r) and the scale s (m, 1).
+
+    Module by module, autograd keeps the norm's output and the activation's output for every layer and runs about
+    three nodes per layer; this node recomputes act(y) in backward (one pass over an (m, r) tensor) and runs the
+    layers' backward itself, with ATen's fused activation backwards, so the RPE costs one node and half the small
+    operations (at n = 1K its (1024, 64) tensors are too small for the operations' fixed costs to hide). A second
+    derivative (backward with create_graph=True) recomputes the MLP from its saved inputs with autograd and
+    differentiates that, so derivatives of every order are exact.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, act, eps, transposed):
-        s = rms_scale(x, eps)  # (m, 1)
-        z = ACTIVATION_FUNCTIONS[act](x / s)  # (m, r)
-        out = _project(z, weight, bias, transposed)  # (m, out)
-        ctx.save_for_backward(x, weight)
-        ctx.act, ctx.eps = act, eps
+    def forward(ctx, features, act, eps, *params):
+        saved = []
+        out = _mlp(features, params, act, eps, saved)  # (m, out)
+        ctx.save_for_backward(features, *params, *saved)
+        ctx.act, ctx.eps, ctx.count = act, eps, len(params)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        s = rms_scale(x, ctx.eps)  # (m, 1), recomputed
-        y = x / s  # (m, r), recomputed
-        z = ACTIVATION_FUNCTIONS[ctx.act](y)  # (m, r), recomputed
-        grad_x = rms_backward(_activation_backward(ctx.act, grad_out @ weight, y), y, s, ctx.eps)  # (m, r)
-        return grad_x, grad_out.T @ z, grad_out.sum(0), None, None, None
-
-
-ACTIVATION_FUNCTIONS = {"relu": F.relu, "silu": F.silu}
+        features, *rest = ctx.saved_tensors
+        params, saved = rest[: ctx.count], rest[ctx.count:]
+        needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the recomputed MLP, to any order
+            inputs = [t for t, need in zip((features, *params), needs[:1] + needs[3:]) if need]
+            with torch.enable_grad():
+                out = _mlp(features, params, ctx.act, ctx.eps)  # (m, out)
+            grads = iter(torch.autograd.grad(out, inputs, grad_out, create_graph=True))
+            grad_features, *grad_params = [next(grads) if need else None for need in needs[:1] + needs[3:]]
+            return grad_features, None, None, *grad_params
+        grad_params = [None] * ctx.count
+        g = grad_out  # (m, out): the gradient of the current layer's output
+        for i in range(ctx.count // 2 - 1, 0, -1):
+            y, s = saved[2 * i - 2], saved[2 * i - 1]  # (m, r), (m, 1)
+            grad_params[2 * i] = g.T @ ACTIVATION_FUNCTIONS[ctx.act](y)  # (out, m) @ (m, r), act(y) recomputed
+            grad_params[2 * i + 1] = g.sum(0)
+            g = rms_backward(_activation_backward(ctx.act, g @ params[2 * i], y), y, s, ctx.eps[i - 1])  # (m, r)
+        grad_params[0] = g.T @ features[:, None]  # (r, m) @ (m, 1)
+        grad_params[1] = g.sum(0)
+        grad_features = (g @ params[0])[:, 0] if needs[0] else None  # (m, r) @ (r, 1) -> (m,)
+        return grad_features, None, None, *grad_params
 
 
 class Rpe(nn.Module):
@@ -98,7 +128,7 @@ class Rpe(nn.Module):
 
     def __init__(self, out_dim: int, rpe_dim: int = 64, layers: int = 6, act: str = "relu", features: str = "index",
                  lean: bool = True):
-        """lean=True: with grad, each norm -> act -> Linear runs as one node keeping only its input (`_RpeLayer`);
+        """lean=True: with grad, the whole MLP runs as one node keeping each norm layer's output (`_RpeMlp`);
         lean=False: module by module, for comparison."""
         super().__init__()
         self.lean = require_bool("lean", lean)
@@ -129,6 +159,11 @@ class Rpe(nn.Module):
         dtype = coefficient_dtype(weight.dtype)
         with autocast_off(weight.device):
             x = rpe_features(offsets.to(device=weight.device, dtype=dtype), self.features, length)  # (m,)
+            if self.lean and torch.is_grad_enabled():
+                blocks = [*self.layers, self.out]
+                linears = [self.pos_proj, *(block[2] for block in blocks)]
+                params = [t.to(dtype) for linear in linears for t in (linear.weight, linear.bias)]
+                return _RpeMlp.apply(x, self.act, tuple(block[0].eps for block in blocks), *params)  # (m, out_dim)
             x = _linear(self.pos_proj, x[:, None])  # (m, 1) -> (m, rpe_dim)
             for block in self.layers:
                 x = self._layer(block, x)  # (m, rpe_dim)
@@ -139,8 +174,5 @@ class Rpe(nn.Module):
     def _layer(self, block: nn.Sequential, x: torch.Tensor, transposed: bool = False) -> torch.Tensor:
         """SimpleRMSNorm -> act -> Linear, the linear in x's dtype: (m, r) -> (m, out)."""
         norm, act, linear = block
-        weight, bias = linear.weight.to(x.dtype), linear.bias.to(x.dtype)
-        if self.lean and torch.is_grad_enabled():
-            return _RpeLayer.apply(x, weight, bias, self.act, norm.eps, transposed)
         z = act(norm(x))  # (m, r)
-        return _project(z, weight, bias, transposed)
+        return _project(z, linear.weight.to(x.dtype), linear.bias.to(x.dtype), transposed)
