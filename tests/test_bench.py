@@ -51,7 +51,7 @@ def test_cli_writes_json(tmp_path, capsys):
     out = tmp_path / "toeplitz.json"
     assert main(["toeplitz", "--sizes", "8", "32", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert {"torch", "threads", "date", "device"} <= set(results["environment"])
+    assert {"torch", "threads", "date", "device", "cpu"} <= set(results["environment"])
     assert [row["n"] for row in results["toeplitz"]] == [8, 32]
     printed = capsys.readouterr().out
     assert "scipy/fft" in printed

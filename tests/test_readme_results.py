@@ -65,6 +65,10 @@ def _bench():
 
 def test_bench_section_gives_ratios_memory_and_slopes_per_n():
     text = "\n".join(bench_section(_bench()))
+    assert text.startswith("Notebook 09's full run (2 cores, 2 torch threads")  # a run without a recorded CPU model
+    bench = _bench()
+    bench["environment"]["cpu"] = "AMD EPYC"
+    assert bench_section(bench)[0].startswith("Notebook 09's full run (AMD EPYC, 2 cores, 2 torch threads")
     assert "| n | 1K | 2K | 4K | 8K |" in text
     assert "| speed-up of TNN over the SDPA block | 0.51× | 1.02× | 2.05× | – |" in text
     assert "| the same, round by round: median (q1–q3) | 1.00 (0.90–1.10) | 1.00 (0.90–1.10) |" in text

@@ -3,7 +3,7 @@
 import threadpoolctl
 import torch
 
-from tnn_ref.bench.harness import setup_for_timing
+from tnn_ref.bench.harness import cpu_model, setup_for_timing
 
 
 def test_setup_for_timing_pins_threads():
@@ -15,3 +15,11 @@ def test_setup_for_timing_pins_threads():
         assert applied["blas_threads"] == 1 and blas and all(count == 1 for count in blas)
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_model_reads_the_model_name(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9004\n\nprocessor\t: 1\n")
+    assert cpu_model(str(cpuinfo)) == "AMD EPYC 9004"
+    fallback = cpu_model(str(tmp_path / "absent"))  # no /proc/cpuinfo (macOS, Windows): what platform knows
+    assert isinstance(fallback, str) and fallback

@@ -100,12 +100,27 @@ def ratio_spread(rounds: list[dict[str, float]], numerator: str, denominator: st
     return {"median": statistics.median(ratios), "q1": quartiles[0], "q3": quartiles[2], "rounds": len(ratios)}
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo's "model name"; elsewhere what `platform` knows): the ratios
+    depend on it, since MKL runs other code paths on other CPUs."""
+    try:
+        with open(cpuinfo) as lines:
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.uname().machine
+
+
 def environment(device: torch.device) -> dict:
     """What the numbers were measured on."""
     info = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
         "processor": platform.processor() or platform.uname().machine,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -144,7 +144,8 @@ def bench_section(bench: dict) -> list[str]:
         return lambda row: None if key not in row else fmt(row[key])
 
     env = bench["environment"]
-    lines = [f"Notebook 09's full run ({env['cpu_count']} cores, {env['threads']} torch threads, torch {env['torch']}, "
+    cpu = f"{env['cpu']}, " if "cpu" in env else ""  # runs before the CPU model was recorded lack it
+    lines = [f"Notebook 09's full run ({cpu}{env['cpu_count']} cores, {env['threads']} torch threads, torch {env['torch']}, "
              f"{env['date'][:10]}; `figures/{BENCH_FILE}`):", "",
              "| n | " + " | ".join(_length_label(str(n)) for n in ns) + " |", "|---|" + "---|" * len(ns),
              f"| speed-up of TNN over the SDPA block | {cells(speed, lambda r: _ratio(r['speedup_forward_backward']))} |",
