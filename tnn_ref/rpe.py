@@ -79,7 +79,7 @@ class _RpeMlp(torch.autograd.Function):
 
     Module by module, autograd keeps the norm's output and the activation's output for every layer and runs about
     three nodes per layer; this node recomputes act(y) in backward (one pass over an (m, r) tensor) and runs the
-    layers' backward itself, with ATen's fused activation backwards, so the RPE costs one node and half the small
+    layers' backward itself, with ATen's fused activation backwards, so the RPE costs one node and fewer small
     operations (at n = 1K its (1024, 64) tensors are too small for the operations' fixed costs to hide). A second
     derivative (backward with create_graph=True) recomputes the MLP from its saved inputs with autograd and
     differentiates that, so derivatives of every order are exact.
